@@ -1,0 +1,70 @@
+"""One exception tree for the whole package, translated to MCP tool errors in one place.
+
+    MementoError
+    ├── InvalidInput        bad arguments: reward outside [0, 1], empty or oversize text, bad JSONL
+    ├── NotFound            an unknown case_id or request_id
+    ├── Conflict            the request was valid but clashes with what is stored (outcome already recorded)
+    ├── StorageError        the case bank cannot be opened or written (permissions, corruption, lock)
+    ├── ConfigError         a setting is missing or wrong (no LLM backend, bad mcpServers file)
+    ├── LLMError            the language model failed
+    │   ├── LLMTimeout          no reply within the deadline
+    │   ├── LLMRateLimited      429 after all retries
+    │   └── LLMBadReply         a reply that does not follow the JSON contract, even after a retry
+    └── ToolServerError     a child MCP tool server failed to start or crashed
+
+Library code raises these; `server.py` runs with `mask_error_details=True` and turns them into
+`ToolError` through `to_tool_error`, so a client sees the message and never a stack trace.
+"""
+
+from __future__ import annotations
+
+from fastmcp.exceptions import ToolError
+
+
+class MementoError(Exception):
+    """Root of every error this package raises on purpose."""
+
+
+class InvalidInput(MementoError):
+    """Raised when an argument is outside what the tool accepts; nothing was changed."""
+
+
+class NotFound(MementoError):
+    """Raised when a case_id or request_id names nothing in this bank."""
+
+
+class Conflict(MementoError):
+    """Raised when a valid request clashes with stored state, e.g. a second outcome for one request."""
+
+
+class StorageError(MementoError):
+    """Raised when the case bank cannot be opened, read or written."""
+
+
+class ConfigError(MementoError):
+    """Raised when configuration is missing or malformed."""
+
+
+class LLMError(MementoError):
+    """Raised when the language model backend fails."""
+
+
+class LLMTimeout(LLMError):
+    """Raised when the model does not answer within the deadline."""
+
+
+class LLMRateLimited(LLMError):
+    """Raised when the backend keeps answering 429 after the retries are spent."""
+
+
+class LLMBadReply(LLMError):
+    """Raised when a reply does not follow the JSON contract, even after one corrective retry."""
+
+
+class ToolServerError(MementoError):
+    """Raised when a child MCP tool server cannot be started or reached."""
+
+
+def to_tool_error(error: MementoError) -> ToolError:
+    """The single place where library errors become MCP tool errors (their text is shown)."""
+    return ToolError(f"{type(error).__name__}: {error}")

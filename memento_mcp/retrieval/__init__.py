@@ -1,0 +1,1 @@
+"""Turning text into vectors and queries into ranked cases."""

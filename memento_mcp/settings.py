@@ -1,0 +1,67 @@
+"""Every setting in one place: MEMENTO_* environment variables, then `<home>/config.toml`, then defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import platformdirs
+from pydantic import AliasChoices, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_HOME = Path(platformdirs.user_data_dir("memento-mcp", appauthor=False))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MEMENTO_", extra="ignore")
+
+    home: Path = Field(DEFAULT_HOME, description="Directory holding the case bank and checkpoints")
+    namespace: str = Field("default", description="Case bank used when a tool call names none")
+
+    # transports
+    host: str = "127.0.0.1"
+    port: int = 8000
+    auth_token: str | None = Field(None, description="Bearer token required on HTTP and SSE")
+
+    # retrieval
+    candidates: int = Field(50, ge=1, le=1000, description="Dense + lexical candidates before ranking")
+    temperature: float = Field(
+        0.0, ge=0.0, description="Softmax exploration over Q (mu ∝ exp(Q/T)); 0 ranks greedily"
+    )
+    retrain_every: int = Field(50, ge=1, description="Retrain the Q head after this many new labels")
+    max_field_bytes: int = Field(65536, ge=1024, description="Largest accepted text field")
+
+    # solve_task
+    llm_base_url: str | None = None
+    llm_api_key: str | None = Field(
+        None, validation_alias=AliasChoices("MEMENTO_LLM_API_KEY", "OPENAI_API_KEY")
+    )
+    planner_model: str | None = None
+    executor_model: str | None = None
+    mcp_servers: Path | None = Field(None, description="Claude-Desktop-style mcpServers JSON file")
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "memento.db"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.home / "retriever"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The config file lives in the home that the environment (or the default) names.
+        home = Path(env_settings().get("home") or DEFAULT_HOME)  # type: ignore[arg-type]
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=home / "config.toml")
+        return (init_settings, env_settings, toml)
