@@ -1,0 +1,116 @@
+"""The case bank's tables, created and upgraded in order; `PRAGMA user_version` records the step reached.
+
+A new schema change is a new function appended to MIGRATIONS, never an edit of an old one, so
+that every existing bank upgrades along the same path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlite_utils
+
+
+def _v1_initial(db: sqlite_utils.Database) -> None:
+    db["cases"].create(
+        {
+            "id": int,
+            "namespace": str,
+            "task": str,
+            "plan": str,
+            "answer": str,
+            "reward": float,  # NULL while the outcome is pending
+            "source": str,
+            "metadata": str,  # JSON object
+            "trajectory": str,  # JSON list, for cases written by solve_task
+            "content_hash": str,  # dedupes re-imports within a namespace
+            "request_id": str,  # the retrieval this case answered, when there was one
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+        not_null={"namespace", "task", "plan", "answer", "source", "content_hash", "created_at"},
+    )
+    db["cases"].create_index(["namespace", "content_hash"], unique=True)
+    db["cases"].create_index(["request_id"])
+    db["cases"].enable_fts(["task", "plan"], create_triggers=True, tokenize="porter")  # -> cases_fts
+
+    db["embeddings"].create(
+        {"case_id": int, "encoder": str, "vector": bytes},
+        pk="case_id",
+        foreign_keys=[("case_id", "cases", "id")],
+    )
+    db["requests"].create(
+        {
+            "id": str,
+            "namespace": str,
+            "query": str,
+            "query_vector": bytes,
+            "scorer": str,
+            "source": str,  # retrieve_cases, solve_task, import
+            "created_at": str,
+        },
+        pk="id",
+    )
+    db["impressions"].create(
+        {
+            "id": int,
+            "request_id": str,
+            "case_id": int,
+            "rank": int,
+            "score": float,
+            "similarity": float,
+            "propensity": float,
+            "reward": float,  # NULL until the request's outcome arrives
+            "labelled_at": str,
+        },
+        pk="id",
+        foreign_keys=[("request_id", "requests", "id")],
+    )
+    db["impressions"].create_index(["request_id", "case_id"], unique=True)
+    db["impressions"].create_index(["case_id"])
+    db["outcomes"].create(
+        {
+            "id": int,
+            "request_id": str,
+            "case_id": int,
+            "reward": float,
+            "used_case_ids": str,  # JSON list or NULL
+            "recorded_at": str,
+        },
+        pk="id",
+    )
+    db["outcomes"].create_index(["request_id"], unique=True)
+    db["retriever_versions"].create(
+        {
+            "version": str,
+            "path": str,
+            "metrics": str,
+            "created_at": str,
+            "promoted_at": str,
+            "active": int,
+        },
+        pk="version",
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_initial]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(db: sqlite_utils.Database) -> None:
+    """Bring the bank up to SCHEMA_VERSION, each step in its own transaction."""
+    current = db.execute("PRAGMA user_version").fetchone()[0]
+    if current > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"this bank has schema version {current}, newer than this memento-mcp understands "
+            f"({SCHEMA_VERSION}); upgrade memento-cbr-mcp"
+        )
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        with db.conn:
+            db.execute("BEGIN IMMEDIATE")
+            # Another process may have migrated while we waited for the write lock.
+            if db.execute("PRAGMA user_version").fetchone()[0] >= version:
+                continue
+            MIGRATIONS[version - 1](db)
+            db.execute(f"PRAGMA user_version = {version}")
