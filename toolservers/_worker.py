@@ -1,0 +1,46 @@
+"""Child side of `_common.Worker`: import once, then run calls sent as length-prefixed pickles.
+
+Usage (by `Worker` only): python -m toolservers._worker MEMORY_BYTES PRELOAD_MODULE
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pickle
+import resource
+import struct
+import sys
+
+from fastmcp.exceptions import ToolError
+
+
+def main() -> None:
+    memory_bytes, preload = int(sys.argv[1]), sys.argv[2]
+    importlib.import_module(preload)
+    if memory_bytes:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    requests, replies = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # stray prints from libraries go to stderr, not into the reply pipe
+    replies.write(b"R")
+    replies.flush()
+    while header := requests.read(4):
+        (size,) = struct.unpack("!I", header)
+        module, name, args = pickle.loads(requests.read(size))
+        try:
+            reply = ("ok", getattr(importlib.import_module(module), name)(*args))
+        except ToolError as exc:
+            reply = ("tool_error", str(exc))
+        except MemoryError:
+            reply = ("tool_error", "the computation ran out of memory; try a smaller problem.")
+        except RecursionError:
+            reply = ("tool_error", "the expression is nested too deeply; simplify it.")
+        except Exception as exc:  # a library failing on user input is that input's answer
+            reply = ("tool_error", f"{type(exc).__name__}: {exc}")
+        data = pickle.dumps(reply)
+        replies.write(struct.pack("!I", len(data)) + data)
+        replies.flush()
+
+
+if __name__ == "__main__":
+    main()

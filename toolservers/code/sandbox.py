@@ -1,0 +1,329 @@
+"""Run untrusted code in a contained child process, and keep its files in one workspace.
+
+Containment, strongest first (`detect()` picks the best that works on this machine):
+
+* ``bwrap``: bubblewrap namespaces. Read-only /usr, /etc and the Python install; the workspace is
+  the only writable host path (at /workspace); private /tmp, /proc and /dev; no network; its own
+  PID namespace, so nothing outlives a run. When the server is root, the code runs as an
+  unprivileged uid (setpriv), because the kernel exempts uid 0 from RLIMIT_NPROC.
+* ``unshare``: a network namespace only (`unshare --net`), plus the uid drop when possible.
+* ``none``: resource limits and a scrubbed environment only.
+
+Every level sets rlimits (CPU time, address space, file size, process count, open files), a wall
+timeout that kills the whole process group, caps captured output, and passes only an allow-list
+of environment variables. Code would run as root without bwrap only if TOOLSERVERS_CODE_ALLOW_ROOT
+says so; otherwise the server refuses to run code and says why.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from toolservers._common import env_flag, env_int
+
+Level = Literal["bwrap", "unshare", "none"]
+INSIDE_WORKSPACE = "/workspace"
+_SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+
+
+class SandboxError(Exception):
+    """Raised when code cannot be run safely here; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-run resource limits; each maps to one rlimit or to the wall clock."""
+
+    wall_s: float = 30.0
+    cpu_s: int = 30
+    memory_bytes: int = 1 << 30
+    file_bytes: int = 64 << 20
+    nproc: int = 64
+    open_files: int = 256
+    output_chars: int = 20_000
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """Everything the sandbox reads from the environment, so tests can build one directly."""
+
+    isolation: Literal["auto", "bwrap", "unshare", "none"] = "auto"
+    uid: int = 65534
+    gid: int = 65534
+    python: str = sys.executable
+    env_allow: tuple[str, ...] = ()
+    allow_root: bool = False
+    limits: Limits = field(default_factory=Limits)
+
+    @classmethod
+    def from_env(cls) -> SandboxConfig:
+        limits = Limits(
+            wall_s=env_int("TOOLSERVERS_CODE_TIMEOUT_S", 30),
+            cpu_s=env_int("TOOLSERVERS_CODE_CPU_S", 30),
+            memory_bytes=env_int("TOOLSERVERS_CODE_MEMORY_MB", 1024) << 20,
+            file_bytes=env_int("TOOLSERVERS_CODE_FILE_MB", 64) << 20,
+            nproc=env_int("TOOLSERVERS_CODE_NPROC", 64),
+            output_chars=env_int("TOOLSERVERS_CODE_OUTPUT_CHARS", 20_000),
+        )
+        isolation = os.environ.get("TOOLSERVERS_CODE_ISOLATION", "auto")
+        if isolation not in ("auto", "bwrap", "unshare", "none"):
+            raise ValueError(f"TOOLSERVERS_CODE_ISOLATION={isolation!r}; use auto, bwrap, unshare or none")
+        allow = os.environ.get("TOOLSERVERS_CODE_ENV_ALLOW", "")
+        return cls(
+            isolation=isolation,  # type: ignore[arg-type]
+            uid=env_int("TOOLSERVERS_CODE_UID", 65534),
+            gid=env_int("TOOLSERVERS_CODE_GID", 65534),
+            python=os.environ.get("TOOLSERVERS_CODE_PYTHON", sys.executable),
+            env_allow=tuple(n.strip() for n in allow.split(",") if n.strip()),
+            allow_root=env_flag("TOOLSERVERS_CODE_ALLOW_ROOT"),
+            limits=limits,
+        )
+
+
+class Isolation(BaseModel):
+    """What containment is active: reported to clients by the `sandbox_info` tool."""
+
+    level: Level
+    drop_to_uid: int | None = Field(description="uid the code runs as, when the server drops root")
+    runs_as_root: bool = Field(description="true means the code would have root on the host")
+    nproc_enforced: bool = Field(description="whether the process-count limit can bite (not for root)")
+    network: Literal["none", "host"]
+    filesystem: Literal["workspace-only", "host (unix permissions)"]
+    note: str
+
+
+class RunResult(BaseModel):
+    exit_code: int | None = Field(description="process exit status; null when it was killed")
+    killed_by: str | None = Field(None, description="why it stopped early, e.g. wall timeout, CPU limit")
+    stdout: str
+    stderr: str
+    truncated: bool = Field(description="true when output was cut to the output limit")
+    duration_s: float
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _python_dirs(python: str) -> list[str]:
+    """Directories the interpreter needs, outside the system dirs already bound."""
+    dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, str(Path(os.path.realpath(python)).parent.parent)}
+    dirs.add(str(Path(python).absolute().parent.parent))
+    return sorted(d for d in dirs if not d.startswith(_SYSTEM_DIRS))
+
+
+def clean_env(config: SandboxConfig, home: str) -> dict[str, str]:
+    """The child's whole environment: fixed safe values plus names the operator allowed."""
+    python_bin = str(Path(config.python).absolute().parent)
+    env = {
+        "PATH": f"{python_bin}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": home,
+        "TMPDIR": "/tmp",
+        "LANG": "C.UTF-8",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "MPLBACKEND": "Agg",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+    }
+    env.update({n: os.environ[n] for n in config.env_allow if n in os.environ})
+    return env
+
+
+def _drop_privileges(config: SandboxConfig) -> list[str]:
+    return [
+        "setpriv", f"--reuid={config.uid}", f"--regid={config.gid}", "--clear-groups",
+        "--inh-caps=-all", "--",
+    ]  # fmt: skip
+
+
+def build_command(inner: list[str], workspace: Path, level: Level, config: SandboxConfig, drop: bool) -> list[str]:
+    """The full argv for one run; pure, so tests can read exactly what will be executed."""
+    if level == "none":
+        return (_drop_privileges(config) if drop else []) + inner
+    if level == "unshare":
+        ns = ["unshare", "--net", "--"] if _is_root() else ["unshare", "--map-root-user", "--net", "--"]
+        return ns + (_drop_privileges(config) if drop else []) + inner
+    argv = ["bwrap", "--die-with-parent", "--new-session", "--unshare-net", "--unshare-pid",
+            "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]  # fmt: skip
+    if not _is_root():
+        argv.append("--unshare-user")
+    for path in _SYSTEM_DIRS:
+        if os.path.islink(path):
+            argv += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            argv += ["--ro-bind", path, path]
+    for path in _python_dirs(config.python):
+        for parent in reversed(Path(path).parents[:-1]):  # bwrap would create them 0700
+            argv += ["--perms", "0755", "--dir", str(parent)]
+        argv += ["--ro-bind-try", path, path]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+             "--bind", str(workspace), INSIDE_WORKSPACE, "--chdir", INSIDE_WORKSPACE, "--clearenv"]  # fmt: skip
+    for key, value in clean_env(config, INSIDE_WORKSPACE).items():
+        argv += ["--setenv", key, value]
+    if drop:
+        argv += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"] + _drop_privileges(config)
+    return argv + inner
+
+
+def _processes_of(uid: int) -> int:
+    """How many processes `uid` owns now; RLIMIT_NPROC counts them all, not only ours."""
+    count = 0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if os.stat(entry.path).st_uid == uid:
+                    count += 1
+            except OSError:
+                continue
+    return count
+
+
+def _rlimits(limits: Limits, nproc: int) -> None:
+    # Runs in the forked child before exec: only async-signal-safe-ish setrlimit calls here.
+    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))
+    resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
+    resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _drain(pipe: object, cap: int, sink: list[bytes]) -> None:
+    """Read a pipe to its end, keeping the first `cap` bytes, so a chatty child cannot block or flood."""
+    kept = 0
+    while chunk := pipe.read1(65536):  # type: ignore[attr-defined]
+        if kept < cap:
+            sink.append(chunk[: cap - kept])
+        kept += len(chunk)
+    sink.append(b"\0" if kept > cap else b"")
+
+
+_SIGNALS = {signal.SIGXCPU: "CPU time limit", signal.SIGXFSZ: "file size limit",
+            signal.SIGKILL: "killed (SIGKILL)", signal.SIGSEGV: "segmentation fault"}  # fmt: skip
+
+
+def execute(inner: list[str], workspace: Path, level: Level, config: SandboxConfig,
+            drop: bool, stdin: str = "", limits: Limits | None = None) -> RunResult:  # fmt: skip
+    """Run `inner` contained at `level`, enforcing every limit; never raises for the child's faults."""
+    limits = limits or config.limits
+    uid = config.uid if drop else os.getuid()
+    nproc = limits.nproc + _processes_of(uid)
+    argv = build_command(inner, workspace, level, config, drop)
+    env = clean_env(config, str(workspace)) if level != "bwrap" else {"PATH": "/usr/bin:/bin"}
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        argv, cwd=workspace, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, start_new_session=True, preexec_fn=lambda: _rlimits(limits, nproc),
+    )  # fmt: skip
+    cap = limits.output_chars * 4  # bytes; decoded text is cut to output_chars below
+    out: list[bytes] = []
+    err: list[bytes] = []
+    readers = [threading.Thread(target=_drain, args=(p, cap, s), daemon=True)
+               for p, s in ((proc.stdout, out), (proc.stderr, err))]  # fmt: skip
+    for reader in readers:
+        reader.start()
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(stdin.encode())
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    killed_by = None
+    try:
+        proc.wait(timeout=limits.wall_s)
+    except subprocess.TimeoutExpired:
+        killed_by = f"wall timeout ({limits.wall_s:g} s)"
+    _kill_group(proc)
+    for reader in readers:
+        reader.join(timeout=2)
+    code = proc.returncode
+    if killed_by is None and code is not None:
+        sig = -code if code < 0 else code - 128 if level == "bwrap" and code > 128 else 0
+        if sig in _SIGNALS:
+            killed_by, code = _SIGNALS[signal.Signals(sig)], None
+    stdout, cut_out = _text(out, limits.output_chars)
+    stderr, cut_err = _text(err, limits.output_chars)
+    return RunResult(
+        exit_code=None if killed_by else code, killed_by=killed_by, stdout=stdout, stderr=stderr,
+        truncated=cut_out or cut_err, duration_s=round(time.monotonic() - started, 3),
+    )  # fmt: skip
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kill everything in the run's session; bwrap's PID namespace takes the rest with it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
+def _text(chunks: list[bytes], limit: int) -> tuple[str, bool]:
+    overflow = bool(chunks) and chunks[-1] == b"\0"
+    text = b"".join(chunks[:-1] if chunks else []).decode("utf-8", errors="replace")
+    if overflow or len(text) > limit:
+        return text[:limit] + "\n[... output truncated; write big results to a file and read it with read_file]", True
+    return text, False
+
+
+def _probe(level: Level, config: SandboxConfig, drop: bool, scratch: Path) -> bool:
+    """Does a trivial Python run succeed at this level? Namespaces can be refused by the kernel."""
+    if level == "bwrap" and not shutil.which("bwrap"):
+        return False
+    if level == "unshare" and not shutil.which("unshare"):
+        return False
+    if drop and not shutil.which("setpriv"):
+        return False
+    probe = replace(config.limits, wall_s=20, output_chars=200)
+    result = execute([config.python, "-c", "print('ok')"], scratch, level, config, drop, limits=probe)
+    return result.exit_code == 0 and result.stdout.strip() == "ok"
+
+
+def detect(config: SandboxConfig, scratch: Path) -> Isolation:
+    """Pick the strongest containment that works here (or the configured one) and describe it.
+
+    As root, each level is first tried with the drop to `config.uid`; a level where that fails
+    (e.g. the interpreter sits under root's 0700 home) is tried as root, which `execute` callers
+    refuse unless allowed.
+    """
+    levels: list[Level] = ["bwrap", "unshare", "none"] if config.isolation == "auto" else [config.isolation]
+    drops = [True, False] if _is_root() else [False]
+    for level in levels:
+        for drop in drops:
+            if _probe(level, config, drop, scratch):
+                return _describe(level, drop, config)
+    return _describe(levels[-1], False, config)
+
+
+def _describe(level: Level, drop: bool, config: SandboxConfig) -> Isolation:
+    as_root = _is_root() and not drop
+    notes = {
+        "bwrap": "bubblewrap: read-only system, writable workspace only, private /tmp, no network, own PID namespace.",
+        "unshare": "network namespace only; the host filesystem is visible under normal unix permissions. Install bubblewrap for full isolation.",
+        "none": "resource limits and a scrubbed environment only; no filesystem or network isolation. Install bubblewrap.",
+    }
+    note = notes[level]
+    if as_root:
+        note += " Code would run as root: refused unless TOOLSERVERS_CODE_ALLOW_ROOT=1."
+    return Isolation(
+        level=level,
+        drop_to_uid=config.uid if drop else None,
+        runs_as_root=as_root,
+        nproc_enforced=not _is_root() or drop,
+        network="host" if level == "none" else "none",
+        filesystem="workspace-only" if level == "bwrap" else "host (unix permissions)",
+        note=note,
+    )
