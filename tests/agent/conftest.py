@@ -119,6 +119,13 @@ def memory() -> FakeMemory:
     return FakeMemory()
 
 
+@pytest.fixture
+def memory_with() -> Callable[..., FakeMemory]:
+    """memory_with((case_id, task, reward), ...) -> a FakeMemory that retrieves those cases in order."""
+    return lambda *cases: FakeMemory([hit(cid, task, reward, rank) for rank, (cid, task, reward)
+                                      in enumerate(cases, start=1)])
+
+
 class LLMPair:
     """A scripted endpoint plus OpenAILLM clients for its planner and executor models."""
 
