@@ -23,11 +23,13 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def child_config(**env: str) -> dict[str, Any]:
-    """mcpServers config for tests/agent/child_tools.py as server "calc"."""
-    return {"mcpServers": {"calc": {
+@pytest.fixture
+def child_config() -> Callable[..., dict[str, Any]]:
+    """child_config(**env) -> mcpServers config for tests/agent/child_tools.py as server "calc"."""
+    return lambda **env: {"mcpServers": {"calc": {
         "command": sys.executable, "args": [str(HERE / "child_tools.py")],
-        "env": {"FASTMCP_LOG_LEVEL": "ERROR", "FASTMCP_CHECK_FOR_UPDATES": "off", **env}}}}
+        "env": {"FASTMCP_LOG_LEVEL": "ERROR", "FASTMCP_CHECK_FOR_UPDATES": "off",
+                "FASTMCP_SHOW_SERVER_BANNER": "false", **env}}}}
 
 
 class FakeTools:
