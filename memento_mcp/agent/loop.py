@@ -11,6 +11,7 @@ propagates (nothing is stored for a cancelled run).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import time
 import uuid
@@ -61,8 +62,12 @@ class Limits:
     k: int = 4
 
 
-async def _maybe_await(value: Any) -> Any:
-    return await value if inspect.isawaitable(value) else value
+async def _call(method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call a Memory method: async ones are awaited, sync ones (SQLite, the encoder) run in a worker
+    thread so that concurrent solves keep the event loop free."""
+    if inspect.iscoroutinefunction(method):
+        return await method(*args, **kwargs)
+    return await anyio.to_thread.run_sync(functools.partial(method, *args, **kwargs))
 
 
 async def solve(
@@ -94,7 +99,7 @@ async def solve(
     negative: list[CaseHit] = []
     request_id: str | None = None
     if memory is not None:
-        retrieved: RetrieveResult = await _maybe_await(memory.retrieve(task, k=limits.k, namespace=namespace))
+        retrieved: RetrieveResult = await _call(memory.retrieve, task, k=limits.k, namespace=namespace)
         positive, negative, request_id = retrieved.positive, retrieved.negative, retrieved.request_id
         await progress(f"retrieved {len(positive)} positive and {len(negative)} negative cases")
     cases_used = [h.case_id for h in sorted(positive + negative, key=lambda h: h.rank)]
@@ -157,17 +162,17 @@ async def solve(
         answer=answer or "", status=status if answer else "failed", plan=plan, steps=steps,
         subtasks=subtasks, cases_used=cases_used, request_id=request_id, cycles=cycles, error=error)
     if memory is not None and answer and request_id is not None:
-        result.case_id = await _maybe_await(memory.store_trajectory(
-            request_id=request_id, task=task, plan=plan_json(plan) if plan else answer, answer=answer,
-            trajectory=result.trajectory(), namespace=namespace,
-            metadata={"source": "solve_task", "status": result.status, "cycles": cycles}))
+        result.case_id = await _call(
+            memory.store_trajectory, request_id=request_id, task=task,
+            plan=plan_json(plan) if plan else answer, answer=answer, trajectory=result.trajectory(),
+            namespace=namespace, metadata={"source": "solve_task", "status": result.status, "cycles": cycles})
     if expected_answer is not None and answer:
         try:
             result.judgement = await judge(task, answer, expected_answer, llm=judge_llm, usage=usage)
         except LLMError as exc:
             result.error = f"{result.error or ''} judge failed: {exc}".strip()
         if result.judgement is not None and memory is not None and request_id is not None:
-            await _maybe_await(memory.record_outcome(request_id=request_id, reward=result.judgement.reward))
+            await _call(memory.record_outcome, request_id=request_id, reward=result.judgement.reward)
     if request_id is None:
         result.request_id = f"solve-{uuid.uuid4().hex}"
     await progress(f"done: {result.status}")

@@ -225,3 +225,43 @@ class ScriptedLLM:
         ]
         usage = Usage(body["usage"]["prompt_tokens"], body["usage"]["completion_tokens"])
         return Reply(message["content"], tool_calls, usage, time.perf_counter() - started, self.model)
+
+
+def sampling_handler(script: Script, model: str = "sampler") -> Callable[..., Any]:
+    """A fastmcp client `sampling_handler` that answers sampling requests from the script.
+
+    The request is recorded in the OpenAI shape the script's functions expect (model, messages with
+    the system prompt first); tool calls come back as ToolUseContent.
+    """
+    import mcp.types as mt
+
+    async def handler(messages: Any, params: Any, context: Any) -> Any:
+        chat: list[dict[str, Any]] = []
+        if params.system_prompt:
+            chat.append({"role": "system", "content": params.system_prompt})
+        for message in params.messages:
+            blocks = message.content if isinstance(message.content, list) else [message.content]
+            text = "\n".join(getattr(b, "text", "") or "" for b in blocks if getattr(b, "type", "") == "text")
+            for block in blocks:
+                if getattr(block, "type", "") == "tool_result":
+                    inner = "\n".join(getattr(c, "text", "") for c in block.content)
+                    chat.append({"role": "tool", "tool_call_id": block.tool_use_id, "content": inner})
+            if text or message.role == "assistant":
+                chat.append({"role": message.role, "content": text})
+        request: dict[str, Any] = {"model": model, "messages": chat}
+        if params.tools:
+            request["tools"] = [t.name for t in params.tools]
+        turn = script.next_turn(request)
+        if turn.delay_s:
+            await anyio.sleep(turn.delay_s)
+        if turn.status != 200:
+            raise RuntimeError(f"scripted sampling failure {turn.status}: {turn.error}")
+        if turn.tool_calls:
+            content: list[Any] = [mt.ToolUseContent(id=script.call_id(), name=name, input=args)
+                                  for name, args in turn.tool_calls]
+            return mt.CreateMessageResultWithTools(role="assistant", content=content, model=model,
+                                                   stop_reason="toolUse")
+        return mt.CreateMessageResult(role="assistant", model=model, stop_reason="endTurn",
+                                      content=mt.TextContent(type="text", text=turn.content or ""))
+
+    return handler

@@ -39,6 +39,12 @@ class FakeTools:
         self.functions = functions
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
+    def require_tools(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
     def openai_tools(self) -> list[dict[str, Any]]:
         return [{"type": "function", "function": {"name": n, "description": f.__doc__ or "",
                  "parameters": {"type": "object", "properties": {}}}} for n, f in self.functions.items()]
