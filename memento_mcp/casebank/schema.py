@@ -67,7 +67,7 @@ def _v1_initial(db: sqlite_utils.Database) -> None:
         pk="id",
         foreign_keys=[("request_id", "requests", "id")],
     )
-    db["impressions"].create_index(["request_id", "case_id"], unique=True)
+    db["impressions"].create_index(["request_id"])
     db["impressions"].create_index(["case_id"])
     db["outcomes"].create(
         {

@@ -155,6 +155,19 @@ class CaseBank:
                 results.append(self._insert_case(db, case, vector))
         return results
 
+    def existing_cases(self, namespace: str, hashes: list[str]) -> dict[str, int]:
+        """content_hash -> case_id for the hashes already stored in the namespace."""
+        found: dict[str, int] = {}
+        for start in range(0, len(hashes), 500):
+            chunk = hashes[start : start + 500]
+            rows = self._query(
+                "SELECT content_hash, id FROM cases WHERE namespace = ?"
+                f" AND content_hash IN ({','.join('?' * len(chunk))})",
+                [namespace, *chunk],
+            )
+            found.update({row[0]: int(row[1]) for row in rows})
+        return found
+
     def add_case(self, case: NewCase, vector: np.ndarray) -> tuple[int, bool]:
         return self.add_cases([(case, vector)])[0]
 
@@ -251,20 +264,20 @@ class CaseBank:
     # -- vectors -----------------------------------------------------------------------------
 
     def vectors_after(self, after_case_id: int) -> tuple[np.ndarray, list[str], np.ndarray]:
-        """Case ids, namespaces and embeddings of rated cases with id > after_case_id."""
+        """Case ids, namespaces and embeddings of the cases with id > after_case_id."""
         rows = self._query(
             "SELECT cases.id, cases.namespace, embeddings.vector FROM cases"
             " JOIN embeddings ON embeddings.case_id = cases.id"
-            " WHERE cases.id > ? AND cases.reward IS NOT NULL ORDER BY cases.id",
+            " WHERE cases.id > ? ORDER BY cases.id",
             (after_case_id,),
         )
         ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
         vectors = np.frombuffer(b"".join(row[2] for row in rows), dtype=np.float32)
         return ids, [row[1] for row in rows], vectors.reshape(len(rows), -1)
 
-    def rated_case_count(self) -> tuple[int, int]:
-        """(count, max id) of cases with a reward: what the in-memory index should hold."""
-        row = self._query("SELECT count(*), coalesce(max(id), 0) FROM cases WHERE reward IS NOT NULL")
+    def case_count(self) -> tuple[int, int]:
+        """(count, max id) of all cases: what the in-memory index should hold."""
+        row = self._query("SELECT count(*), coalesce(max(id), 0) FROM cases")
         return int(row[0][0]), int(row[0][1])
 
     def case_vectors(self, case_ids: list[int]) -> np.ndarray:
@@ -287,17 +300,22 @@ class CaseBank:
         scorer: str,
         impressions: list[Impression],
         source: str = "retrieve_cases",
-    ) -> None:
-        """Remember what was shown to whom, so that a later reward can label it."""
+    ) -> bool:
+        """Remember what was shown to whom, so that a later reward can label it.
+
+        Returns False, writing nothing, when request_id is already logged (re-imports).
+        """
         stamp = now()
         with self._write() as db:
-            db.execute(
+            inserted = db.execute(
                 "INSERT OR IGNORE INTO requests (id, namespace, query, query_vector, scorer,"
                 " source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (request_id, namespace, query, to_blob(query_vector), scorer, source, stamp),
-            )
+            ).rowcount
+            if not inserted:
+                return False
             db.conn.executemany(
-                "INSERT OR IGNORE INTO impressions (request_id, case_id, rank, score, similarity,"
+                "INSERT INTO impressions (request_id, case_id, rank, score, similarity,"
                 " propensity, reward, labelled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
@@ -313,6 +331,12 @@ class CaseBank:
                     for shown in impressions
                 ],
             )
+        return True
+
+    def known_requests(self, request_ids: list[str]) -> set[str]:
+        marks = ",".join("?" * len(request_ids))
+        rows = self._query(f"SELECT id FROM requests WHERE id IN ({marks})", request_ids)
+        return {row[0] for row in rows}
 
     def get_request(self, request_id: str) -> dict[str, Any]:
         rows = self._query(

@@ -1,0 +1,3 @@
+from memento_mcp.cli import app
+
+app()

@@ -1,0 +1,154 @@
+"""Memento's JSONL formats, read and written losslessly.
+
+- `memory.jsonl`         {"case", "plan", "case_label": "positive"|"negative"}: the case bank
+- `dummy_memo.jsonl`     {"question", "plan", "reward": 0|1}: the bank the agent writes as it runs
+- `training_data.jsonl`  {"query", "case", "case_label", "plan", "truth_label": bool}: retriever
+                         training pairs, i.e. cases plus labelled impressions (case shown for query)
+- `cases.jsonl`          this project's own full record of each case (every field, for backups)
+
+The format is detected from the keys of the first record. Memento writes JSON with
+`ensure_ascii=False` and default separators; so do we, which makes export byte-identical.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from memento_mcp.errors import InvalidInput
+from memento_mcp.models import POSITIVE_REWARD, Case
+
+Format = Literal["memory", "dummy_memo", "training_data", "cases"]
+
+FORMAT_KEYS: dict[Format, tuple[str, ...]] = {
+    "memory": ("case", "plan", "case_label"),
+    "dummy_memo": ("question", "plan", "reward"),
+    "training_data": ("query", "case", "case_label", "plan", "truth_label"),
+    "cases": ("task", "plan", "answer", "reward"),
+}
+
+
+@dataclass
+class Record:
+    """One parsed line: a case, and for training pairs the query it was shown for."""
+
+    line: int
+    task: str
+    plan: str
+    answer: str
+    reward: float | None
+    metadata: dict[str, Any]
+    query: str | None = None
+    query_reward: float | None = None
+
+
+def detect_format(record: dict[str, Any]) -> Format:
+    keys = set(record)
+    # training_data's keys include memory's, so test the larger sets first
+    for name in ("training_data", "cases", "memory", "dummy_memo"):
+        if set(FORMAT_KEYS[name]) <= keys:  # type: ignore[index]
+            return name  # type: ignore[return-value]
+    raise InvalidInput(
+        f"unrecognised record with keys {sorted(keys)}; expected one of: "
+        + "; ".join(f"{name}: {', '.join(keys)}" for name, keys in FORMAT_KEYS.items())
+    )
+
+
+def _label_reward(label: Any) -> float:
+    if label not in ("positive", "negative"):
+        raise ValueError(f"case_label must be 'positive' or 'negative', not {label!r}")
+    return 1.0 if label == "positive" else 0.0
+
+
+def _reward(value: Any) -> float:
+    reward = float(value)
+    if not 0.0 <= reward <= 1.0:
+        raise ValueError(f"reward must be within [0, 1], not {value!r}")
+    return reward
+
+
+def _text(record: dict[str, Any], key: str) -> str:
+    value = record[key]
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{key!r} must be non-empty text")
+    return value
+
+
+def parse_record(fmt: Format, raw: dict[str, Any], line: int) -> Record:
+    if fmt == "memory":
+        return Record(line, _text(raw, "case"), _text(raw, "plan"), "",
+                      _label_reward(raw["case_label"]), {"format": fmt})
+    if fmt == "dummy_memo":
+        return Record(line, _text(raw, "question"), _text(raw, "plan"), "",
+                      _reward(raw["reward"]), {"format": fmt})
+    if fmt == "training_data":
+        truth = raw["truth_label"]
+        if not isinstance(truth, bool):
+            raise ValueError(f"truth_label must be true or false, not {truth!r}")
+        return Record(line, _text(raw, "case"), _text(raw, "plan"), "",
+                      _label_reward(raw["case_label"]), {"format": fmt},
+                      query=_text(raw, "query"), query_reward=float(truth))
+    reward = raw["reward"]
+    return Record(line, _text(raw, "task"), _text(raw, "plan"), str(raw["answer"] or ""),
+                  None if reward is None else _reward(reward), dict(raw.get("metadata") or {}))
+
+
+def read_jsonl(path: Path) -> tuple[Format | None, list[Record], list[str]]:
+    """Parse the whole file first: (format, good records, one error message per bad line)."""
+    fmt: Format | None = None
+    records: list[Record] = []
+    errors: list[str] = []
+    with path.open(encoding="utf-8") as handle:
+        for number, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            try:
+                raw = json.loads(text)
+                if not isinstance(raw, dict):
+                    raise ValueError("a line must hold one JSON object")
+                fmt = fmt or detect_format(raw)
+                missing = [key for key in FORMAT_KEYS[fmt] if key not in raw]
+                if missing:
+                    raise ValueError(f"missing {', '.join(missing)} for the {fmt} format")
+                records.append(parse_record(fmt, raw, number))
+            except (ValueError, TypeError, InvalidInput) as exc:
+                errors.append(f"line {number}: {exc}")
+    return fmt, records, errors
+
+
+def export_lines(
+    fmt: Format, cases: Iterator[Case], pairs: Iterator[dict[str, Any]], lookup: dict[int, Case]
+) -> Iterator[str]:
+    """JSON lines in Memento's layout. Cases still awaiting a reward have no label to write."""
+    if fmt == "training_data":
+        for pair in pairs:
+            case = lookup[pair["case_id"]]
+            if case.reward is None:
+                continue
+            yield _dump({"query": pair["query"], "case": case.task, "case_label": _label(case),
+                         "plan": case.plan, "truth_label": pair["reward"] >= POSITIVE_REWARD})
+        return
+    for case in cases:
+        if fmt == "cases":
+            yield _dump({"task": case.task, "plan": case.plan, "answer": case.answer,
+                         "reward": case.reward, "namespace": case.namespace,
+                         "source": case.source, "metadata": case.metadata,
+                         "trajectory": case.trajectory, "created_at": case.created_at})
+        elif case.reward is None:
+            continue
+        elif fmt == "memory":
+            yield _dump({"case": case.task, "plan": case.plan, "case_label": _label(case)})
+        else:
+            reward: float | int = int(case.reward) if case.reward in (0.0, 1.0) else case.reward
+            yield _dump({"question": case.task, "plan": case.plan, "reward": reward})
+
+
+def _label(case: Case) -> str:
+    return "positive" if (case.reward or 0.0) >= POSITIVE_REWARD else "negative"
+
+
+def _dump(record: dict[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False)

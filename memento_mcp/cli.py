@@ -1,0 +1,209 @@
+"""`memento-mcp`: serve the MCP server, and work with the case bank from a terminal."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from memento_mcp import clientconfig
+from memento_mcp.casebank.memento_io import Format
+from memento_mcp.errors import MementoError
+from memento_mcp.memory import Memory, open_memory
+from memento_mcp.settings import Settings
+
+app = typer.Typer(
+    help="Memento case-based memory for agents, as an MCP server.", no_args_is_help=True
+)
+console = Console()
+errors = Console(stderr=True)
+
+STARTER_BANK = Path(__file__).parent / "data" / "memento_memory.jsonl"
+"""Memento's public memory.jsonl (MIT, see data/NOTICE): 1,278 solved and failed QA cases."""
+
+
+class Transport(str, Enum):
+    stdio = "stdio"
+    http = "http"
+    sse = "sse"
+
+
+class ExportFormat(str, Enum):
+    memory = "memory"
+    training_data = "training_data"
+    dummy_memo = "dummy_memo"
+    cases = "cases"
+
+
+class ClientName(str, Enum):
+    claude_desktop = "claude-desktop"
+    cursor = "cursor"
+    vscode = "vscode"
+    generic = "generic"
+
+
+@app.callback()
+def main(
+    home: Annotated[
+        Optional[Path], typer.Option(help="Data directory (default: MEMENTO_HOME or user data dir)")
+    ] = None,
+    namespace: Annotated[Optional[str], typer.Option(help="Default namespace")] = None,
+) -> None:
+    # Through the environment, so every Settings() below (and child commands) agrees.
+    if home is not None:
+        os.environ["MEMENTO_HOME"] = str(home.expanduser().resolve())
+    if namespace is not None:
+        os.environ["MEMENTO_NAMESPACE"] = namespace
+
+
+def _memory() -> Memory:
+    try:
+        return open_memory(Settings())
+    except MementoError as exc:
+        _fail(str(exc))
+
+
+def _fail(message: str) -> typer.Exit:
+    errors.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(1)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@app.command()
+def serve(
+    transport: Annotated[Transport, typer.Option(help="stdio for one local client; http or sse for many")] = Transport.stdio,
+    host: Annotated[Optional[str], typer.Option(help="Bind address for http/sse (default 127.0.0.1)")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port for http/sse (default 8000)")] = None,
+) -> None:
+    """Run the MCP server (stdio by default; streamable HTTP at /mcp; SSE at /sse)."""
+    from memento_mcp.server import build_server
+
+    settings = Settings()
+    host = host or settings.host
+    if transport is not Transport.stdio and not is_loopback(host) and not settings.auth_token:
+        _fail(
+            f"refusing to serve on {host} without a token: anyone who can reach it could read and"
+            " change the case bank. Set MEMENTO_AUTH_TOKEN, or bind 127.0.0.1."
+        )
+    _memory().bank.close()  # fail now, with a clear message, if the bank cannot be opened
+    server = build_server(settings)
+    if transport is Transport.stdio:
+        server.run(show_banner=False)
+    else:
+        server.run(transport=transport.value, host=host, port=port or settings.port, show_banner=False)
+
+
+@app.command("import")
+def import_(
+    path: Annotated[Optional[Path], typer.Argument(help="memory.jsonl, dummy_memo.jsonl or training_data.jsonl")] = None,
+    starter: Annotated[bool, typer.Option(help="Import the starter bank: Memento's public memory.jsonl")] = False,
+    skip_bad: Annotated[bool, typer.Option(help="Import the good lines even if some are malformed")] = False,
+) -> None:
+    """Import a Memento JSONL file (format detected from its keys); re-importing adds nothing."""
+    if (path is None) == (not starter):
+        _fail("give a PATH or --starter (not both)")
+    source = STARTER_BANK if starter else path
+    assert source is not None
+    if not source.is_file():
+        _fail(f"no such file: {source}")
+    memory = _memory()
+    with Progress(
+        TextColumn("encoding cases"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=errors,
+    ) as bar:
+        task = bar.add_task("import", total=None)
+        try:
+            report = memory.import_file(
+                source, skip_bad=skip_bad,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        except MementoError as exc:
+            _fail(str(exc))
+    for line in report.bad_lines:
+        errors.print(f"[yellow]skipped[/yellow] {line}")
+    console.print(
+        f"{report.format} file: {report.added} cases added, {report.skipped_duplicates} already"
+        f" present, {report.impressions} labelled impressions, {len(report.bad_lines)} bad lines"
+    )
+
+
+@app.command()
+def export(
+    path: Annotated[Path, typer.Argument(help="File to write")],
+    format: Annotated[ExportFormat, typer.Option("--format", "-f", help="Memento layout to write")] = ExportFormat.memory,
+) -> None:
+    """Write the namespace's cases (or labelled pairs) back out in a Memento JSONL layout."""
+    fmt: Format = format.value  # type: ignore[assignment]
+    count = _memory().export_file(path, fmt)
+    console.print(f"wrote {count} lines to {path}")
+
+
+@app.command()
+def retrieve(
+    query: Annotated[str, typer.Argument(help="The task to find helpful cases for")],
+    k: Annotated[int, typer.Option("-k", help="How many cases")] = 4,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the tool's JSON result")] = False,
+) -> None:
+    """Show the cases retrieve_cases would return for a task."""
+    try:
+        result = _memory().retrieve(query, k=k)
+    except MementoError as exc:
+        _fail(str(exc))
+    if as_json:
+        console.print_json(result.model_dump_json())
+        return
+    table = Table(title=f"{result.namespace} · ranked by {result.scorer} · request {result.request_id}")
+    for column in ("#", "case", "label", "score", "sim", "task", "plan"):
+        table.add_column(column, overflow="fold")
+    for hit in result.cases:
+        colour = "green" if hit.label == "positive" else "red"
+        table.add_row(str(hit.rank), str(hit.case_id), f"[{colour}]{hit.label}[/{colour}]",
+                      f"{hit.score:.3f}", f"{hit.similarity:.3f}", hit.task, hit.plan[:200])
+    console.print(table)
+
+
+@app.command()
+def stats(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Counts per namespace, impressions and the active retriever."""
+    result = _memory().stats()
+    if as_json:
+        console.print_json(result.model_dump_json())
+        return
+    console.print(f"bank {result.path} (schema v{result.schema_version}) · encoder {result.encoder}"
+                  f" · retriever {result.scorer}")
+    console.print(f"{result.requests} requests, {result.impressions} impressions"
+                  f" ({result.labelled_impressions} labelled)")
+    table = Table("namespace", "cases", "positive", "negative", "pending")
+    for ns in result.namespaces:
+        table.add_row(ns.namespace, str(ns.cases), str(ns.positive), str(ns.negative), str(ns.pending))
+    console.print(table)
+
+
+@app.command()
+def config(
+    client: Annotated[ClientName, typer.Argument(help="Which client's format to print")],
+    url: Annotated[Optional[str], typer.Option(help="Connect over HTTP to this URL instead of stdio")] = None,
+    token: Annotated[bool, typer.Option(help="Add the bearer-token header (HTTP)")] = False,
+) -> None:
+    """Print the JSON block to paste into an MCP client's configuration."""
+    env = {key: value for key, value in os.environ.items()
+           if key in ("MEMENTO_HOME", "MEMENTO_NAMESPACE")}
+    block = clientconfig.render(client.value, env=env, url=url, token=token)  # type: ignore[arg-type]
+    errors.print(f"[dim]# paste into {clientconfig.CONFIG_FILES[client.value]}[/dim]")  # type: ignore[index]
+    print(json.dumps(block, indent=2))
