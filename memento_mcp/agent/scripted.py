@@ -144,7 +144,7 @@ class ScriptedServer:
             Route("/v1/chat/completions", self._complete, methods=["POST"]),
             Route("/v1/models", self._models, methods=["GET"]),
         ])
-        config = uvicorn.Config(app, log_level="error", lifespan="off", timeout_graceful_shutdown=1)
+        config = uvicorn.Config(app, log_level="error", lifespan="off", timeout_graceful_shutdown=0.2)  # type: ignore[arg-type]
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name="scripted-llm", daemon=True)
 

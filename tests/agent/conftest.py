@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from memento_mcp.agent.llm import OpenAILLM, RetryPolicy
+from memento_mcp.agent.llm import OpenAILLM, RetryPolicy, make_client
 from memento_mcp.agent.scripted import Script, ScriptedServer
 from memento_mcp.agent.toolhub import ToolOutcome
 from memento_mcp.models import CaseHit, OutcomeReceipt, RetrieveResult
@@ -140,10 +140,10 @@ class LLMPair:
     def __init__(self, server: ScriptedServer, **llm_kwargs: Any) -> None:
         self.server = server
         self.script = server.script
-        kwargs = {"base_url": server.base_url, "api_key": "test", "timeout_s": 5.0,
-                  "retry": RetryPolicy(attempts=3, base_delay_s=0.01), **llm_kwargs}
-        self.planner = OpenAILLM("planner", **kwargs)
-        self.executor = OpenAILLM("executor", **kwargs)
+        kwargs = {"timeout_s": 5.0, "retry": RetryPolicy(attempts=3, base_delay_s=0.01), **llm_kwargs}
+        client = make_client(base_url=server.base_url, api_key="test", timeout_s=kwargs["timeout_s"])
+        self.planner = OpenAILLM("planner", client=client, **kwargs)
+        self.executor = OpenAILLM("executor", client=client, **kwargs)
 
 
 @pytest.fixture
