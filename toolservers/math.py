@@ -22,7 +22,9 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 from sympy.parsing.sympy_parser import (
     convert_xor,
-    implicit_multiplication_application,
+    function_exponentiation,
+    implicit_application,
+    implicit_multiplication,
     parse_expr,
     standard_transformations,
 )
@@ -83,7 +85,10 @@ def parse(text: str) -> sympy.Expr:
         raise ToolError(f"{text!r} has more than one '='; write one equation per item.")
     for side in sides:
         screen(side)
-    transformations = standard_transformations + (convert_xor, implicit_multiplication_application)
+    # Implicit products ("2x", "x y", "sin x") but no splitting of names: "rate" stays one symbol.
+    transformations = standard_transformations + (
+        convert_xor, implicit_multiplication, implicit_application, function_exponentiation,
+    )  # fmt: skip
     try:
         exprs = [
             parse_expr(s, local_dict={}, global_dict=_namespace(), transformations=transformations)

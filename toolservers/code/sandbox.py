@@ -299,13 +299,17 @@ def detect(config: SandboxConfig, scratch: Path) -> Isolation:
     (e.g. the interpreter sits under root's 0700 home) is tried as root, which `execute` callers
     refuse unless allowed.
     """
+    if config in _DETECTED:
+        return _DETECTED[config]
     levels: list[Level] = ["bwrap", "unshare", "none"] if config.isolation == "auto" else [config.isolation]
     drops = [True, False] if _is_root() else [False]
-    for level in levels:
-        for drop in drops:
-            if _probe(level, config, drop, scratch):
-                return _describe(level, drop, config)
-    return _describe(levels[-1], False, config)
+    found = next(((level, drop) for level in levels for drop in drops if _probe(level, config, drop, scratch)),
+                 (levels[-1], False))  # fmt: skip
+    _DETECTED[config] = _describe(*found, config)
+    return _DETECTED[config]
+
+
+_DETECTED: dict[SandboxConfig, Isolation] = {}  # probing costs a few sandbox starts; once per config
 
 
 def _describe(level: Level, drop: bool, config: SandboxConfig) -> Isolation:

@@ -1,0 +1,40 @@
+"""default_mcp_servers(): the config memento-mcp uses to launch every child server."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from fastmcp import Client
+from fastmcp.client.transports import StdioTransport
+
+from toolservers import SERVERS, default_mcp_servers
+
+
+def test_lists_every_server_with_quiet_env() -> None:
+    config = default_mcp_servers({"web": {"TOOLSERVERS_SEARXNG_URL": "http://127.0.0.1:8888"}})
+    servers = config["mcpServers"]
+    assert sorted(servers) == sorted(SERVERS) == ["code", "documents", "math", "tables", "web"]
+    for name, entry in servers.items():
+        assert entry["command"] == sys.executable and entry["args"] == ["-m", f"toolservers.{name}"]
+        assert entry["env"]["FASTMCP_SHOW_SERVER_BANNER"] == "false"
+        assert entry["env"]["FASTMCP_CHECK_FOR_UPDATES"] == "off"
+        assert entry["env"]["FASTMCP_LOG_LEVEL"] == "ERROR"
+    assert servers["web"]["env"]["TOOLSERVERS_SEARXNG_URL"] == "http://127.0.0.1:8888"
+    assert "TOOLSERVERS_SEARXNG_URL" not in servers["math"]["env"]
+
+
+def test_unknown_server_in_env_is_refused() -> None:
+    with pytest.raises(ValueError, match="choose from code, math"):
+        default_mcp_servers({"maths": {}})
+
+
+@pytest.mark.anyio
+@pytest.mark.slow
+async def test_math_entry_starts_over_stdio() -> None:
+    entry = default_mcp_servers()["mcpServers"]["math"]
+    transport = StdioTransport(entry["command"], entry["args"], env=entry["env"])
+    async with Client(transport, timeout=60) as c:
+        assert {t.name for t in await c.list_tools()} == {"evaluate", "simplify", "solve", "differentiate", "integrate"}
+        out = await c.call_tool("evaluate", {"expression": "2**64"})
+        assert out.structured_content["result"] == "18446744073709551616"
