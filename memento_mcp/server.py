@@ -10,6 +10,8 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 from fastmcp import Context, FastMCP
 from pydantic import Field
 
+from memento_mcp.agent.runtime import AgentRuntime
+from memento_mcp.agent.steps import SolveResult
 from memento_mcp.errors import MementoError, to_tool_error
 from memento_mcp.memory import Memory, open_memory
 from memento_mcp.models import (
@@ -59,7 +61,9 @@ def build_server(settings: Settings | None = None) -> FastMCP:
     async def lifespan(server: FastMCP) -> AsyncIterator[dict[str, Any]]:
         memory = open_memory(settings)
         try:
-            yield {"memory": memory, "settings": settings}
+            # solve_task (issue 4): child tool servers start on first use and stay open.
+            async with AgentRuntime(settings, memory, warm_start=False) as agent:
+                yield {"memory": memory, "settings": settings, "agent": agent}
         finally:
             memory.bank.close()
 
@@ -145,6 +149,28 @@ def build_server(settings: Settings | None = None) -> FastMCP:
     def case_bank_stats(ctx: Context) -> BankStats:
         """Counts of cases per namespace, impressions and labels, and which retriever ranks."""
         return memory_of(ctx).stats()
+
+    @mcp.tool(annotations={"title": "Solve a task with Memento's planner and tools", "openWorldHint": True})
+    async def solve_task(
+        task: Annotated[str, Field(min_length=1, description="The task to solve, in full")],
+        ctx: Context,
+        namespace: Namespace = None,
+        max_cycles: Annotated[int, Field(ge=1, le=10, description="Planning cycles at most")] = 3,
+        expected_answer: Annotated[
+            str | None,
+            Field(description="Ground truth (alternatives split by <|answer_split|>); scores the run"),
+        ] = None,
+    ) -> SolveResult:
+        """Solve a task with Memento's planner-executor agent: it retrieves similar past cases,
+        plans, runs each step with tools (code, math, documents, tables, web), and answers. The
+        run is stored as a case; report how it went with record_outcome(request_id, reward).
+        Sends progress per planning cycle and tool call."""
+        try:
+            return await ctx.lifespan_context["agent"].solve_tool(  # type: ignore[no-any-return]
+                ctx, task, namespace=namespace, max_cycles=max_cycles, expected_answer=expected_answer
+            )
+        except MementoError as exc:
+            raise to_tool_error(exc) from exc
 
     @mcp.resource("memento://cases/{case_id}", mime_type="application/json")
     @translate_errors
