@@ -59,12 +59,18 @@ def resolve_inside(root: Path, relative: str) -> Path:
     must still be inside `root`, which catches symlinks that point out of the tree.
     """
     if "\x00" in relative:
-        raise ToolError("path contains a NUL byte; give a plain relative path like 'data/input.csv'.")
+        raise ToolError(
+            "path contains a NUL byte; give a plain relative path like 'data/input.csv'."
+        )
     candidate = Path(relative)
     if candidate.is_absolute():
-        raise ToolError(f"path {relative!r} is absolute; give a path relative to the workspace root.")
+        raise ToolError(
+            f"path {relative!r} is absolute; give a path relative to the workspace root."
+        )
     if ".." in candidate.parts:
-        raise ToolError(f"path {relative!r} contains '..'; paths must stay inside the workspace root.")
+        raise ToolError(
+            f"path {relative!r} contains '..'; paths must stay inside the workspace root."
+        )
     real_root = root.resolve()
     resolved = (real_root / candidate).resolve()
     if not resolved.is_relative_to(real_root):
@@ -123,7 +129,9 @@ class Worker:
                 proc.stdin.flush()
                 header = _read_exact(proc.stdout.fileno(), 4, time.monotonic() + timeout_s)
                 (size,) = struct.unpack("!I", header)
-                status, value = pickle.loads(_read_exact(proc.stdout.fileno(), size, time.monotonic() + 30))
+                status, value = pickle.loads(
+                    _read_exact(proc.stdout.fileno(), size, time.monotonic() + 30)
+                )
             except TimeoutError:
                 self.close()
                 raise ToolError(
@@ -159,7 +167,9 @@ class Worker:
             _read_exact(proc.stdout.fileno(), 1, time.monotonic() + 120)
         except (TimeoutError, EOFError):
             self.close()
-            raise ToolError("the worker process failed to start; see the server's stderr.") from None
+            raise ToolError(
+                "the worker process failed to start; see the server's stderr."
+            ) from None
         return proc
 
 

@@ -17,13 +17,32 @@ from fastmcp.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from toolservers._common import TextWindow, Worker, env_int, files_root, resolve_inside, serve, window
+from toolservers._common import (
+    TextWindow,
+    Worker,
+    env_int,
+    files_root,
+    resolve_inside,
+    serve,
+    window,
+)
 
 FORMATS = {
-    ".pdf": "pdf", ".docx": "docx", ".pptx": "pptx", ".xlsx": "xlsx", ".html": "html",
-    ".htm": "html", ".csv": "csv", ".json": "json", ".zip": "zip", ".txt": "text",
-    ".md": "text", ".xml": "text", ".ipynb": "ipynb", ".epub": "epub",
-}  # fmt: skip
+    ".pdf": "pdf",
+    ".docx": "docx",
+    ".pptx": "pptx",
+    ".xlsx": "xlsx",
+    ".html": "html",
+    ".htm": "html",
+    ".csv": "csv",
+    ".json": "json",
+    ".zip": "zip",
+    ".txt": "text",
+    ".md": "text",
+    ".xml": "text",
+    ".ipynb": "ipynb",
+    ".epub": "epub",
+}
 MAX_BYTES = env_int("TOOLSERVERS_DOCUMENTS_MAX_MB", 50) << 20
 MAX_PAGES = env_int("TOOLSERVERS_DOCUMENTS_MAX_PAGES", 200)
 MAX_ZIP_ENTRIES = env_int("TOOLSERVERS_DOCUMENTS_MAX_ZIP_ENTRIES", 500)
@@ -54,7 +73,9 @@ def pdf_page_count(path: str) -> int:
         return sum(1 for _ in PDFPage.get_pages(handle))
 
 
-def convert(path: str, first_page: int | None, last_page: int | None) -> tuple[str, int | None, str | None]:
+def convert(
+    path: str, first_page: int | None, last_page: int | None
+) -> tuple[str, int | None, str | None]:
     """Convert one file to markdown; runs in the worker. Returns (text, pages, page_range)."""
     if path.lower().endswith(".pdf"):
         pages = pdf_page_count(path)
@@ -97,14 +118,18 @@ def build_server(root: Path | None = None) -> FastMCP:
     """A documents server reading files under `root` (default: TOOLSERVERS_DOCUMENTS_ROOT or cwd)."""
     base = (root or files_root("documents")).resolve()
     worker = Worker("toolservers.documents", MEMORY_MB << 20)
-    cache: OrderedDict[tuple[str, float, int | None, int | None], tuple[str, int | None, str | None]] = OrderedDict()
+    cache: OrderedDict[
+        tuple[str, float, int | None, int | None], tuple[str, int | None, str | None]
+    ] = OrderedDict()
     mcp = FastMCP(
         "documents",
         instructions=f"Convert documents under {base} to markdown. Paths are relative to that folder.",
         mask_error_details=True,
     )
 
-    def converted(path: Path, first: int | None, last: int | None) -> tuple[str, int | None, str | None]:
+    def converted(
+        path: Path, first: int | None, last: int | None
+    ) -> tuple[str, int | None, str | None]:
         key = (str(path), path.stat().st_mtime, first, last)
         if key not in cache:
             cache[key] = worker.call(convert, str(path), first, last, timeout_s=TIMEOUT_S)
@@ -113,13 +138,30 @@ def build_server(root: Path | None = None) -> FastMCP:
         cache.move_to_end(key)
         return cache[key]
 
-    @mcp.tool(annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False))
+    @mcp.tool(
+        annotations=ToolAnnotations(
+            read_only_hint=True, idempotent_hint=True, open_world_hint=False
+        )
+    )
     def convert_document(
-        path: Annotated[str, Field(min_length=1, max_length=1000, description="file path relative to the documents root")],
-        offset: Annotated[int, Field(ge=0, description="character offset; use next_offset from the last call")] = 0,
+        path: Annotated[
+            str,
+            Field(
+                min_length=1,
+                max_length=1000,
+                description="file path relative to the documents root",
+            ),
+        ],
+        offset: Annotated[
+            int, Field(ge=0, description="character offset; use next_offset from the last call")
+        ] = 0,
         max_chars: Annotated[int, Field(ge=100, le=200_000)] = 20_000,
-        first_page: Annotated[int | None, Field(ge=1, description="PDF only: first page to convert")] = None,
-        last_page: Annotated[int | None, Field(ge=1, description="PDF only: last page to convert")] = None,
+        first_page: Annotated[
+            int | None, Field(ge=1, description="PDF only: first page to convert")
+        ] = None,
+        last_page: Annotated[
+            int | None, Field(ge=1, description="PDF only: last page to convert")
+        ] = None,
     ) -> Document:
         """Convert a document (PDF, DOCX, PPTX, XLSX, HTML, CSV, JSON, ZIP, text) to markdown.
 
@@ -128,22 +170,41 @@ def build_server(root: Path | None = None) -> FastMCP:
         """
         target = resolve_inside(base, path)
         if not target.is_file():
-            raise ToolError(f"no file {path!r} under the documents root; call list_documents to see what exists.")
+            raise ToolError(
+                f"no file {path!r} under the documents root; call list_documents to see what exists."
+            )
         fmt = FORMATS.get(target.suffix.lower())
         if fmt is None:
-            raise ToolError(f"unsupported file type {target.suffix!r}; supported: {', '.join(sorted(FORMATS))}.")
+            raise ToolError(
+                f"unsupported file type {target.suffix!r}; supported: {', '.join(sorted(FORMATS))}."
+            )
         if fmt != "pdf" and (first_page or last_page):
-            raise ToolError("first_page/last_page apply to PDFs only; page through other files with offset.")
+            raise ToolError(
+                "first_page/last_page apply to PDFs only; page through other files with offset."
+            )
         check_limits(target, fmt)
         text, pages, page_range = converted(target, first_page, last_page)
         part = window(text, offset, max_chars)
-        if page_range and part.next_offset is None and pages and int(page_range.split("-")[1]) < pages:
+        if (
+            page_range
+            and part.next_offset is None
+            and pages
+            and int(page_range.split("-")[1]) < pages
+        ):
             part.hint = f"Pages {page_range} of {pages}; call again with first_page={int(page_range.split('-')[1]) + 1}."
-        return Document(path=path, format=fmt, pages=pages, page_range=page_range, **part.model_dump())
+        return Document(
+            path=path, format=fmt, pages=pages, page_range=page_range, **part.model_dump()
+        )
 
-    @mcp.tool(annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False))
+    @mcp.tool(
+        annotations=ToolAnnotations(
+            read_only_hint=True, idempotent_hint=True, open_world_hint=False
+        )
+    )
     def list_documents(
-        folder: Annotated[str, Field(max_length=1000, description="folder relative to the documents root")] = ".",
+        folder: Annotated[
+            str, Field(max_length=1000, description="folder relative to the documents root")
+        ] = ".",
     ) -> list[DocumentEntry]:
         """List convertible files under a folder of the documents root (up to 500)."""
         start = resolve_inside(base, folder)
@@ -151,9 +212,18 @@ def build_server(root: Path | None = None) -> FastMCP:
             raise ToolError(f"{folder!r} is not a folder under the documents root; try '.'.")
         found = []
         for item in sorted(start.rglob("*")):
-            if item.is_file() and item.suffix.lower() in FORMATS and item.resolve().is_relative_to(base):
-                found.append(DocumentEntry(path=str(item.relative_to(base)), format=FORMATS[item.suffix.lower()],
-                                           size=item.stat().st_size))  # fmt: skip
+            if (
+                item.is_file()
+                and item.suffix.lower() in FORMATS
+                and item.resolve().is_relative_to(base)
+            ):
+                found.append(
+                    DocumentEntry(
+                        path=str(item.relative_to(base)),
+                        format=FORMATS[item.suffix.lower()],
+                        size=item.stat().st_size,
+                    )
+                )
                 if len(found) >= 500:
                     break
         return found

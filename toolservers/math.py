@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import io
 import keyword
-import os
 import re
 import tokenize
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import sympy
@@ -32,11 +32,61 @@ from sympy.parsing.sympy_parser import (
 from toolservers._common import Worker, env_int, serve
 
 FUNCTIONS = (
-    "sin cos tan cot sec csc asin acos atan acot atan2 sinh cosh tanh asinh acosh atanh "
-    "exp log sqrt cbrt root Abs sign floor ceiling factorial binomial gcd lcm Mod Min Max "
-    "re im conjugate arg gamma erf zeta Sum Product Eq Ne Lt Le Gt Ge Rational isprime prime "
-    "factorint divisors totient"
-).split()
+    "sin",
+    "cos",
+    "tan",
+    "cot",
+    "sec",
+    "csc",
+    "asin",
+    "acos",
+    "atan",
+    "acot",
+    "atan2",
+    "sinh",
+    "cosh",
+    "tanh",
+    "asinh",
+    "acosh",
+    "atanh",
+    "exp",
+    "log",
+    "sqrt",
+    "cbrt",
+    "root",
+    "Abs",
+    "sign",
+    "floor",
+    "ceiling",
+    "factorial",
+    "binomial",
+    "gcd",
+    "lcm",
+    "Mod",
+    "Min",
+    "Max",
+    "re",
+    "im",
+    "conjugate",
+    "arg",
+    "gamma",
+    "erf",
+    "zeta",
+    "Sum",
+    "Product",
+    "Eq",
+    "Ne",
+    "Lt",
+    "Le",
+    "Gt",
+    "Ge",
+    "Rational",
+    "isprime",
+    "prime",
+    "factorint",
+    "divisors",
+    "totient",
+)
 CONSTANTS = {"pi": sympy.pi, "E": sympy.E, "I": sympy.I, "oo": sympy.oo, "inf": sympy.oo}
 # Names the parser's own transformations emit (auto_number, auto_symbol).
 _PARSER_NAMES = ("Integer", "Float", "Rational", "Symbol", "Function")
@@ -68,7 +118,11 @@ def screen(text: str) -> None:
     for tok in tokens:
         if tok.type in (tokenize.NUMBER, tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER):
             continue
-        if tok.type == tokenize.NAME and _NAME.match(tok.string) and not keyword.iskeyword(tok.string):
+        if (
+            tok.type == tokenize.NAME
+            and _NAME.match(tok.string)
+            and not keyword.iskeyword(tok.string)
+        ):
             continue
         if tok.type == tokenize.OP and tok.string in _ALLOWED_OPS:
             continue
@@ -87,8 +141,11 @@ def parse(text: str) -> sympy.Expr:
         screen(side)
     # Implicit products ("2x", "x y", "sin x") but no splitting of names: "rate" stays one symbol.
     transformations = standard_transformations + (
-        convert_xor, implicit_multiplication, implicit_application, function_exponentiation,
-    )  # fmt: skip
+        convert_xor,
+        implicit_multiplication,
+        implicit_application,
+        function_exponentiation,
+    )
     try:
         exprs = [
             parse_expr(s, local_dict={}, global_dict=_namespace(), transformations=transformations)
@@ -123,8 +180,14 @@ def compute(op: str, args: dict[str, Any]) -> dict[str, Any]:
         return {"result": _show(exact), "numeric": numeric}
     if op == "simplify":
         expr = parse(args["expression"])
-        fn = {"simplify": sympy.simplify, "expand": sympy.expand, "factor": sympy.factor,
-              "cancel": sympy.cancel, "together": sympy.together, "trigsimp": sympy.trigsimp}
+        fn = {
+            "simplify": sympy.simplify,
+            "expand": sympy.expand,
+            "factor": sympy.factor,
+            "cancel": sympy.cancel,
+            "together": sympy.together,
+            "trigsimp": sympy.trigsimp,
+        }
         return {"result": _show(fn[args["method"]](expr))}
     if op == "solve":
         eqs = [parse(e) for e in args["equations"]]
@@ -155,7 +218,9 @@ def _run(op: str, **args: Any) -> dict[str, Any]:
 
 class Evaluation(BaseModel):
     result: str = Field(description="exact result in sympy syntax")
-    numeric: str | None = Field(None, description="decimal approximation, when the result is a number")
+    numeric: str | None = Field(
+        None, description="decimal approximation, when the result is a number"
+    )
 
 
 class Result(BaseModel):
@@ -163,15 +228,22 @@ class Result(BaseModel):
 
 
 class Solutions(BaseModel):
-    solutions: list[dict[str, str]] = Field(description="one mapping variable -> value per solution; empty if none")
+    solutions: list[dict[str, str]] = Field(
+        description="one mapping variable -> value per solution; empty if none"
+    )
 
 
 Expression = Annotated[
     str,
-    Field(description="math in sympy/Python syntax, e.g. '2**100 / 3', 'sin(x)^2 + cos(x)^2', '3x + 1' (implicit * ok)",
-          min_length=1, max_length=MAX_INPUT),
+    Field(
+        description="math in sympy/Python syntax, e.g. '2**100 / 3', 'sin(x)^2 + cos(x)^2', '3x + 1' (implicit * ok)",
+        min_length=1,
+        max_length=MAX_INPUT,
+    ),
 ]
-Variable = Annotated[str, Field(description="a variable name, e.g. 'x'", pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
+Variable = Annotated[
+    str, Field(description="a variable name, e.g. 'x'", pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+]
 _PURE = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 
 mcp = FastMCP(
@@ -184,7 +256,9 @@ mcp = FastMCP(
 @mcp.tool(annotations=_PURE)
 def evaluate(
     expression: Expression,
-    digits: Annotated[int, Field(ge=1, le=1000, description="significant digits of the decimal value")] = 15,
+    digits: Annotated[
+        int, Field(ge=1, le=1000, description="significant digits of the decimal value")
+    ] = 15,
     simplify: Annotated[bool, Field(description="simplify the exact result first")] = True,
 ) -> Evaluation:
     """Compute an expression exactly (big integers, fractions, radicals, pi) plus its decimal value."""
@@ -202,12 +276,20 @@ def simplify(
 
 @mcp.tool(annotations=_PURE)
 def solve(
-    equations: Annotated[list[Expression], Field(min_length=1, max_length=20,
-                         description="equations like 'x**2 = 4' or expressions taken as = 0")],
-    variables: Annotated[list[Variable], Field(max_length=20, description="unknowns; empty = all symbols")] = [],
+    equations: Annotated[
+        list[Expression],
+        Field(
+            min_length=1,
+            max_length=20,
+            description="equations like 'x**2 = 4' or expressions taken as = 0",
+        ),
+    ],
+    variables: Annotated[
+        Sequence[Variable], Field(max_length=20, description="unknowns; empty = all symbols")
+    ] = (),
 ) -> Solutions:
     """Solve equations or a system exactly; each solution maps variables to values."""
-    return Solutions(**_run("solve", equations=equations, variables=variables))
+    return Solutions(**_run("solve", equations=list(equations), variables=list(variables)))
 
 
 @mcp.tool(annotations=_PURE)
@@ -224,11 +306,17 @@ def differentiate(
 def integrate(
     expression: Expression,
     variable: Variable = "x",
-    lower: Annotated[str | None, Field(description="lower bound, e.g. '0' or '-oo'", max_length=200)] = None,
-    upper: Annotated[str | None, Field(description="upper bound, e.g. 'pi' or 'oo'", max_length=200)] = None,
+    lower: Annotated[
+        str | None, Field(description="lower bound, e.g. '0' or '-oo'", max_length=200)
+    ] = None,
+    upper: Annotated[
+        str | None, Field(description="upper bound, e.g. 'pi' or 'oo'", max_length=200)
+    ] = None,
 ) -> Result:
     """Integrate: indefinite without bounds, definite with both. An unevaluated Integral means no closed form."""
-    return Result(**_run("integrate", expression=expression, variable=variable, lower=lower, upper=upper))
+    return Result(
+        **_run("integrate", expression=expression, variable=variable, lower=lower, upper=upper)
+    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -32,9 +33,24 @@ class Condition(BaseModel):
     """One row test; conditions in a list must all hold."""
 
     column: str
-    op: Literal["==", "!=", "<", "<=", ">", ">=", "in", "not in", "contains", "startswith", "endswith",
-                "is null", "not null"]  # fmt: skip
-    value: Scalar | list[Scalar] = Field(None, description="a list for 'in'/'not in'; unused for null tests")
+    op: Literal[
+        "==",
+        "!=",
+        "<",
+        "<=",
+        ">",
+        ">=",
+        "in",
+        "not in",
+        "contains",
+        "startswith",
+        "endswith",
+        "is null",
+        "not null",
+    ]
+    value: Scalar | list[Scalar] = Field(
+        None, description="a list for 'in'/'not in'; unused for null tests"
+    )
 
 
 class SortKey(BaseModel):
@@ -134,11 +150,13 @@ def _coerce(series: pd.Series, value: Any) -> Any:
         try:
             return float(value)
         except ValueError:
-            raise ToolError(f"column {series.name!r} is numeric; {value!r} is not a number.") from None
+            raise ToolError(
+                f"column {series.name!r} is numeric; {value!r} is not a number."
+            ) from None
     return value
 
 
-def mask(frame: pd.DataFrame, where: list[Condition]) -> pd.Series:
+def mask(frame: pd.DataFrame, where: Sequence[Condition]) -> pd.Series:
     """Rows where every condition holds; built from pandas operators, never from parsed text."""
     keep = pd.Series(True, index=frame.index)
     for cond in where:
@@ -146,23 +164,31 @@ def mask(frame: pd.DataFrame, where: list[Condition]) -> pd.Series:
         value = cond.value
         if cond.op in ("in", "not in"):
             if not isinstance(value, list):
-                raise ToolError(f"op {cond.op!r} needs a list value, e.g. [\"a\", \"b\"].")
+                raise ToolError(f'op {cond.op!r} needs a list value, e.g. ["a", "b"].')
             hit = col.isin([_coerce(col, v) for v in value])
             keep &= hit if cond.op == "in" else ~hit
         elif cond.op in ("is null", "not null"):
             keep &= col.isna() if cond.op == "is null" else col.notna()
         elif cond.op in ("contains", "startswith", "endswith"):
             text = col.astype(str)
-            method = {"contains": text.str.contains, "startswith": text.str.startswith,
-                      "endswith": text.str.endswith}[cond.op]  # fmt: skip
+            method = {
+                "contains": text.str.contains,
+                "startswith": text.str.startswith,
+                "endswith": text.str.endswith,
+            }[cond.op]
             keep &= method(str(value), regex=False) if cond.op == "contains" else method(str(value))
         else:
             if isinstance(value, list):
                 raise ToolError(f"op {cond.op!r} takes one value, not a list.")
             try:
-                keep &= {"==": col.eq, "!=": col.ne, "<": col.lt, "<=": col.le, ">": col.gt, ">=": col.ge}[cond.op](
-                    _coerce(col, value)
-                ).fillna(False)
+                keep &= {
+                    "==": col.eq,
+                    "!=": col.ne,
+                    "<": col.lt,
+                    "<=": col.le,
+                    ">": col.gt,
+                    ">=": col.ge,
+                }[cond.op](_coerce(col, value)).fillna(False)
             except TypeError:
                 raise ToolError(
                     f"cannot compare column {cond.column!r} ({col.dtype}) with {value!r}; match the column's type."
@@ -175,23 +201,35 @@ def page(frame: pd.DataFrame, offset: int, limit: int) -> Rows:
     end = min(total, offset + limit)
     more = end < total
     return Rows(
-        columns=[str(c) for c in frame.columns], rows=records(frame.iloc[offset:end]), total=total,
-        offset=offset, next_offset=end if more else None,
+        columns=[str(c) for c in frame.columns],
+        rows=records(frame.iloc[offset:end]),
+        total=total,
+        offset=offset,
+        next_offset=end if more else None,
         hint=f"{total - end} more rows; call again with offset={end}." if more else None,
-    )  # fmt: skip
+    )
 
 
-def _sort(frame: pd.DataFrame, sort_by: list[SortKey]) -> pd.DataFrame:
+def _sort(frame: pd.DataFrame, sort_by: Sequence[SortKey]) -> pd.DataFrame:
     if not sort_by:
         return frame
     for key in sort_by:
         _column(frame, key.column)
-    return frame.sort_values([k.column for k in sort_by], ascending=[not k.descending for k in sort_by])
+    return frame.sort_values(
+        [k.column for k in sort_by], ascending=[not k.descending for k in sort_by]
+    )
 
 
-Path_ = Annotated[str, Field(min_length=1, max_length=1000, description="CSV/TSV/XLSX path relative to the tables root")]
+Path_ = Annotated[
+    str,
+    Field(
+        min_length=1, max_length=1000, description="CSV/TSV/XLSX path relative to the tables root"
+    ),
+]
 Sheet = Annotated[str | None, Field(description="Excel sheet name; default the first sheet")]
-Where = Annotated[list[Condition], Field(max_length=50, description="conditions that must all hold")]
+Where = Annotated[
+    list[Condition], Field(max_length=50, description="conditions that must all hold")
+]
 Limit = Annotated[int, Field(ge=1, le=MAX_RETURN, description=f"rows to return (max {MAX_RETURN})")]
 _READ = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 
@@ -199,15 +237,21 @@ _READ = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hi
 def build_server(root: Path | None = None) -> FastMCP:
     """A tables server reading files under `root` (default: TOOLSERVERS_TABLES_ROOT or cwd)."""
     base = (root or files_root("tables")).resolve()
-    cache: OrderedDict[tuple[str, float, str | None], tuple[pd.DataFrame, list[str], bool]] = OrderedDict()
-    mcp = FastMCP("tables", instructions=f"Analyse CSV/Excel tables under {base}.", mask_error_details=True)
+    cache: OrderedDict[tuple[str, float, str | None], tuple[pd.DataFrame, list[str], bool]] = (
+        OrderedDict()
+    )
+    mcp = FastMCP(
+        "tables", instructions=f"Analyse CSV/Excel tables under {base}.", mask_error_details=True
+    )
 
     def table(path: str, sheet: str | None) -> tuple[pd.DataFrame, list[str], bool]:
         target = resolve_inside(base, path)
         if not target.is_file():
             raise ToolError(f"no file {path!r} under the tables root.")
         if target.suffix.lower() not in SUFFIXES:
-            raise ToolError(f"unsupported table type {target.suffix!r}; use one of {', '.join(SUFFIXES)}.")
+            raise ToolError(
+                f"unsupported table type {target.suffix!r}; use one of {', '.join(SUFFIXES)}."
+            )
         key = (str(target), target.stat().st_mtime, sheet)
         if key not in cache:
             cache[key] = load(target, sheet)
@@ -225,20 +269,33 @@ def build_server(root: Path | None = None) -> FastMCP:
             col = frame[name]
             numeric = pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
             comparable = numeric or pd.api.types.is_datetime64_any_dtype(col)
-            columns.append(Column(
-                name=str(name), dtype=str(col.dtype), non_null=int(col.notna().sum()), unique=int(col.nunique()),
-                min=_plain(col.min()) if comparable else None, max=_plain(col.max()) if comparable else None,
-                mean=float(col.mean()) if numeric and col.notna().any() else None,
-            ))  # fmt: skip
-        return Summary(path=path, sheet=sheet or (sheets[0] if sheets else None), sheets=sheets,
-                       rows=len(frame), rows_capped=capped, columns=columns, head=records(frame.head(5)))  # fmt: skip
+            columns.append(
+                Column(
+                    name=str(name),
+                    dtype=str(col.dtype),
+                    non_null=int(col.notna().sum()),
+                    unique=int(col.nunique()),
+                    min=_plain(col.min()) if comparable else None,
+                    max=_plain(col.max()) if comparable else None,
+                    mean=float(col.mean()) if numeric and col.notna().any() else None,
+                )
+            )
+        return Summary(
+            path=path,
+            sheet=sheet or (sheets[0] if sheets else None),
+            sheets=sheets,
+            rows=len(frame),
+            rows_capped=capped,
+            columns=columns,
+            head=records(frame.head(5)),
+        )
 
     @mcp.tool(annotations=_READ)
     def filter_rows(
         path: Path_,
-        where: Where = [],
-        columns: Annotated[list[str], Field(description="columns to return; empty = all")] = [],
-        sort_by: list[SortKey] = [],
+        where: Where = (),
+        columns: Annotated[Sequence[str], Field(description="columns to return; empty = all")] = (),
+        sort_by: Sequence[SortKey] = (),
         limit: Limit = 50,
         offset: Annotated[int, Field(ge=0)] = 0,
         sheet: Sheet = None,
@@ -254,9 +311,12 @@ def build_server(root: Path | None = None) -> FastMCP:
     def aggregate(
         path: Path_,
         metrics: Annotated[list[Metric], Field(min_length=1, max_length=20)],
-        group_by: Annotated[list[str], Field(max_length=10, description="columns to group by; empty = whole table")] = [],
-        where: Where = [],
-        sort_by: list[SortKey] = [],
+        group_by: Annotated[
+            Sequence[str],
+            Field(max_length=10, description="columns to group by; empty = whole table"),
+        ] = (),
+        where: Where = (),
+        sort_by: Sequence[SortKey] = (),
         limit: Limit = 100,
         offset: Annotated[int, Field(ge=0)] = 0,
         sheet: Sheet = None,
@@ -269,11 +329,15 @@ def build_server(root: Path | None = None) -> FastMCP:
         spec = {f"{m.column}_{m.func}": (m.column, m.func) for m in metrics}
         try:
             if group_by:
-                result = chosen.groupby(group_by, dropna=False).agg(**spec).reset_index()
+                result = chosen.groupby(list(group_by), dropna=False).agg(**spec).reset_index()
             else:
-                result = pd.DataFrame([{name: chosen[col].agg(func) for name, (col, func) in spec.items()}])
+                result = pd.DataFrame(
+                    [{name: chosen[col].agg(func) for name, (col, func) in spec.items()}]
+                )
         except (TypeError, ValueError) as exc:
-            raise ToolError(f"cannot aggregate: {exc}. Numeric functions need numeric columns.") from None
+            raise ToolError(
+                f"cannot aggregate: {exc}. Numeric functions need numeric columns."
+            ) from None
         return page(_sort(result, sort_by), offset, limit)
 
     return mcp

@@ -25,7 +25,13 @@ from pydantic import BaseModel, Field
 
 from toolservers._common import TextWindow, env_flag, env_int, serve, window
 
-TEXT_TYPES = ("text/", "application/json", "application/xml", "application/xhtml+xml", "application/rss+xml")
+TEXT_TYPES = (
+    "text/",
+    "application/json",
+    "application/xml",
+    "application/xhtml+xml",
+    "application/rss+xml",
+)
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,9 @@ class WebConfig:
     def from_env(cls) -> WebConfig:
         backend = os.environ.get("TOOLSERVERS_WEB_SEARCH_BACKEND", "auto")
         if backend not in ("auto", "searxng", "ddgs"):
-            raise ValueError(f"TOOLSERVERS_WEB_SEARCH_BACKEND={backend!r}; use auto, searxng or ddgs")
+            raise ValueError(
+                f"TOOLSERVERS_WEB_SEARCH_BACKEND={backend!r}; use auto, searxng or ddgs"
+            )
         return cls(
             searxng_url=os.environ.get("TOOLSERVERS_SEARXNG_URL") or None,
             backend=backend,  # type: ignore[arg-type]
@@ -91,13 +99,22 @@ class SearxNG:
     async def search(self, query: str, max_results: int, page: int) -> list[SearchHit]:
         async with httpx.AsyncClient(timeout=self.timeout_s, trust_env=False) as client:
             try:
-                reply = await client.get(f"{self.base_url}/search", params={"q": query, "format": "json", "pageno": page})
+                reply = await client.get(
+                    f"{self.base_url}/search", params={"q": query, "format": "json", "pageno": page}
+                )
                 reply.raise_for_status()
                 results = reply.json().get("results", [])
             except (httpx.HTTPError, ValueError) as exc:
-                raise ToolError(f"the SearxNG backend at {self.base_url} failed: {exc}. Try again later.") from None
-        return [SearchHit(title=r.get("title") or r["url"], url=r["url"], snippet=r.get("content") or "")
-                for r in results[:max_results] if r.get("url")]  # fmt: skip
+                raise ToolError(
+                    f"the SearxNG backend at {self.base_url} failed: {exc}. Try again later."
+                ) from None
+        return [
+            SearchHit(
+                title=r.get("title") or r["url"], url=r["url"], snippet=r.get("content") or ""
+            )
+            for r in results[:max_results]
+            if r.get("url")
+        ]
 
 
 class DDGS:
@@ -114,9 +131,13 @@ class DDGS:
 
         try:
             rows = await asyncio.to_thread(run)
-        except Exception as exc:  # the library raises its own types; all mean "search failed"
+        except Exception as exc:  # noqa: BLE001 - ddgs has no common base error; all mean "failed"
             raise ToolError(f"the ddgs search backend failed: {exc}. Try again later.") from None
-        return [SearchHit(title=r.get("title", ""), url=r["href"], snippet=r.get("body", "")) for r in rows if r.get("href")]
+        return [
+            SearchHit(title=r.get("title", ""), url=r["href"], snippet=r.get("body", ""))
+            for r in rows
+            if r.get("href")
+        ]
 
 
 def pick_backend(config: WebConfig) -> SearchBackend | None:
@@ -143,12 +164,16 @@ async def check_url(url: str, allow_private: bool) -> None:
     """Refuse non-HTTP schemes, and hosts with any non-public address unless private is allowed."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ToolError(f"{url!r} is not an http(s) URL; give a full URL like https://example.org/page.")
+        raise ToolError(
+            f"{url!r} is not an http(s) URL; give a full URL like https://example.org/page."
+        )
     if allow_private:
         return
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            parts.hostname, port, type=socket.SOCK_STREAM
+        )
     except socket.gaierror:
         raise ToolError(f"cannot resolve host {parts.hostname!r}; check the URL.") from None
     blocked = sorted({str(info[4][0]) for info in infos if not _public(str(info[4][0]))})
@@ -161,8 +186,13 @@ async def check_url(url: str, allow_private: bool) -> None:
 
 async def download(url: str, config: WebConfig) -> tuple[httpx.Response, bytes, bool]:
     """GET with manual redirects (each hop checked), streaming at most max_bytes."""
-    headers = {"User-Agent": config.user_agent, "Accept": "text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.5"}
-    async with httpx.AsyncClient(timeout=config.timeout_s, trust_env=False, headers=headers) as client:
+    headers = {
+        "User-Agent": config.user_agent,
+        "Accept": "text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.5",
+    }
+    async with httpx.AsyncClient(
+        timeout=config.timeout_s, trust_env=False, headers=headers
+    ) as client:
         for _ in range(config.max_redirects + 1):
             await check_url(url, config.allow_private)
             try:
@@ -181,18 +211,28 @@ async def download(url: str, config: WebConfig) -> tuple[httpx.Response, bytes, 
                 raise ToolError(f"{url} did not answer within {config.timeout_s:g} s.") from None
             except httpx.HTTPError as exc:
                 raise ToolError(f"could not fetch {url}: {exc}") from None
-    raise ToolError(f"more than {config.max_redirects} redirects starting from the given URL; giving up.")
+    raise ToolError(
+        f"more than {config.max_redirects} redirects starting from the given URL; giving up."
+    )
 
 
-def to_text(body: bytes, content_type: str, encoding: str, url: str, raw: bool) -> tuple[str, str | None]:
+def to_text(
+    body: bytes, content_type: str, encoding: str, url: str, raw: bool
+) -> tuple[str, str | None]:
     """Main text (markdown) and title of a page; `raw` keeps the HTML source."""
     text = body.decode(encoding or "utf-8", errors="replace")
     if raw or "html" not in content_type:
         return text, None
     import trafilatura
 
-    extracted = trafilatura.extract(text, url=url, output_format="markdown", include_links=True,
-                                    include_tables=True, favor_recall=True)  # fmt: skip
+    extracted = trafilatura.extract(
+        text,
+        url=url,
+        output_format="markdown",
+        include_links=True,
+        include_tables=True,
+        favor_recall=True,
+    )
     meta = trafilatura.extract_metadata(text)
     return extracted or trafilatura.html2txt(text), meta.title if meta else None
 
@@ -201,8 +241,12 @@ def build_server(config: WebConfig | None = None) -> FastMCP:
     """A web server; the search backend and the private-address rule come from `config`."""
     config = config or WebConfig.from_env()
     backend = pick_backend(config)
-    pages: OrderedDict[tuple[str, bool], tuple[httpx.Response, str, str | None, bool]] = OrderedDict()
-    mcp = FastMCP("web", instructions="Search the web and read pages as clean text.", mask_error_details=True)
+    pages: OrderedDict[tuple[str, bool], tuple[httpx.Response, str, str | None, bool]] = (
+        OrderedDict()
+    )
+    mcp = FastMCP(
+        "web", instructions="Search the web and read pages as clean text.", mask_error_details=True
+    )
 
     @mcp.tool(annotations=ToolAnnotations(read_only_hint=True, open_world_hint=True))
     async def search(
@@ -222,28 +266,44 @@ def build_server(config: WebConfig | None = None) -> FastMCP:
     @mcp.tool(annotations=ToolAnnotations(read_only_hint=True, open_world_hint=True))
     async def fetch(
         url: Annotated[str, Field(min_length=8, max_length=4000, description="an http(s) URL")],
-        offset: Annotated[int, Field(ge=0, description="character offset; use next_offset from the last call")] = 0,
+        offset: Annotated[
+            int, Field(ge=0, description="character offset; use next_offset from the last call")
+        ] = 0,
         max_chars: Annotated[int, Field(ge=100, le=100_000)] = 20_000,
-        raw: Annotated[bool, Field(description="return HTML source instead of extracted text")] = False,
+        raw: Annotated[
+            bool, Field(description="return HTML source instead of extracted text")
+        ] = False,
     ) -> Page:
         """Fetch a page and return its main text as markdown, in windows of `max_chars`."""
         key = (url, raw)
         if key not in pages:
             reply, body, cut = await download(url, config)
             if reply.status_code >= 400:
-                raise ToolError(f"{reply.url} answered HTTP {reply.status_code}; check the URL or try another source.")
+                raise ToolError(
+                    f"{reply.url} answered HTTP {reply.status_code}; check the URL or try another source."
+                )
             content_type = reply.headers.get("content-type", "").split(";")[0].strip().lower()
             if content_type and not content_type.startswith(TEXT_TYPES):
-                raise ToolError(f"{reply.url} is {content_type}, not a text page; fetch reads HTML and text only.")
-            text, title = await asyncio.to_thread(to_text, body, content_type, reply.encoding or "utf-8", str(reply.url), raw)
+                raise ToolError(
+                    f"{reply.url} is {content_type}, not a text page; fetch reads HTML and text only."
+                )
+            text, title = await asyncio.to_thread(
+                to_text, body, content_type, reply.encoding or "utf-8", str(reply.url), raw
+            )
             pages[key] = (reply, text, title, cut)
             if len(pages) > 16:
                 pages.popitem(last=False)
         reply, text, title, cut = pages[key]
         part = window(text, offset, max_chars)
-        return Page(url=url, final_url=str(reply.url), status=reply.status_code,
-                    content_type=reply.headers.get("content-type", ""), title=title, bytes_truncated=cut,
-                    **part.model_dump())  # fmt: skip
+        return Page(
+            url=url,
+            final_url=str(reply.url),
+            status=reply.status_code,
+            content_type=reply.headers.get("content-type", ""),
+            title=title,
+            bytes_truncated=cut,
+            **part.model_dump(),
+        )
 
     return mcp
 

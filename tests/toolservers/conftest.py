@@ -32,4 +32,6 @@ def _stdio(module: str, **env: str) -> StdioTransport:
         "PYTHONPATH": str(REPO),
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
     }
-    return StdioTransport(sys.executable, ["-m", f"toolservers.{module}"], env=quiet | env, cwd=str(REPO))
+    return StdioTransport(
+        sys.executable, ["-m", f"toolservers.{module}"], env=quiet | env, cwd=str(REPO)
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 from fastmcp import Client
@@ -35,6 +36,35 @@ async def test_math_entry_starts_over_stdio() -> None:
     entry = default_mcp_servers()["mcpServers"]["math"]
     transport = StdioTransport(entry["command"], entry["args"], env=entry["env"])
     async with Client(transport, timeout=60) as c:
-        assert {t.name for t in await c.list_tools()} == {"evaluate", "simplify", "solve", "differentiate", "integrate"}
+        assert {t.name for t in await c.list_tools()} == {
+            "evaluate",
+            "simplify",
+            "solve",
+            "differentiate",
+            "integrate",
+        }
         out = await c.call_tool("evaluate", {"expression": "2**64"})
         assert out.structured_content["result"] == "18446744073709551616"
+
+
+@pytest.mark.anyio
+async def test_readme_documents_every_tool(tmp_path: Path) -> None:
+    from toolservers import documents, math, tables, web
+    from toolservers.code import build_server
+
+    readme = (Path(__file__).resolve().parents[2] / "toolservers" / "README.md").read_text()
+    sections = dict(part.split("\n", 1) for part in readme.split("\n## ")[1:])
+    servers = {
+        "code": build_server(workspace_dir=tmp_path),
+        "math": math.mcp,
+        "documents": documents.mcp,
+        "tables": tables.mcp,
+        "web": web.mcp,
+    }
+    for name, server in servers.items():
+        async with Client(server) as c:
+            tools = [t for t in await c.list_tools()]
+        assert tools, name
+        for tool in tools:
+            assert f"`{tool.name}(" in sections[name], f"{name}.{tool.name} is missing from README"
+            assert tool.description, f"{name}.{tool.name} has no description"

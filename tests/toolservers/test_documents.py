@@ -14,7 +14,7 @@ import pytest
 from fastmcp import Client, FastMCP
 from fastmcp.exceptions import ToolError
 
-import toolservers.documents as documents
+from toolservers import documents
 
 pytestmark = pytest.mark.anyio
 
@@ -22,9 +22,11 @@ pytestmark = pytest.mark.anyio
 def make_pdf(path: Path, pages: list[str]) -> None:
     """A minimal valid PDF with one line of Helvetica text per page (offsets computed, not faked)."""
     kids = " ".join(f"{4 + 2 * i} 0 R" for i in range(len(pages)))
-    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
-               f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode(),
-               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]  # fmt: skip
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode(),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
     for i, text in enumerate(pages):
         stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
         objects.append(
@@ -39,7 +41,10 @@ def make_pdf(path: Path, pages: list[str]) -> None:
     xref = len(out)
     out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
     out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
     path.write_bytes(out)
 
 
@@ -47,24 +52,32 @@ def make_docx(path: Path, heading: str, paragraph: str) -> None:
     """A minimal Word file: content types, package relationship and one document part."""
     w = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
     with zipfile.ZipFile(path, "w") as z:
-        z.writestr("[Content_Types].xml",
-                   '<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
-                   '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
-                   '<Default Extension="xml" ContentType="application/xml"/>'
-                   '<Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>')  # fmt: skip
-        z.writestr("_rels/.rels",
-                   '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
-                   '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/></Relationships>')  # fmt: skip
-        z.writestr("word/document.xml",
-                   f'<?xml version="1.0" encoding="UTF-8"?><w:document xmlns:w="{w}"><w:body>'
-                   f'<w:p><w:pPr><w:pStyle w:val="Heading1"/></w:pPr><w:r><w:t>{heading}</w:t></w:r></w:p>'
-                   f'<w:p><w:r><w:t>{paragraph}</w:t></w:r></w:p></w:body></w:document>')  # fmt: skip
+        z.writestr(
+            "[Content_Types].xml",
+            '<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+            '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+            '<Default Extension="xml" ContentType="application/xml"/>'
+            '<Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>',
+        )
+        z.writestr(
+            "_rels/.rels",
+            '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+            '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/></Relationships>',
+        )
+        z.writestr(
+            "word/document.xml",
+            f'<?xml version="1.0" encoding="UTF-8"?><w:document xmlns:w="{w}"><w:body>'
+            f'<w:p><w:pPr><w:pStyle w:val="Heading1"/></w:pPr><w:r><w:t>{heading}</w:t></w:r></w:p>'
+            f"<w:p><w:r><w:t>{paragraph}</w:t></w:r></w:p></w:body></w:document>",
+        )
 
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("docs")
-    make_pdf(base / "report.pdf", ["Quarterly revenue grew", "Second page marker", "Third page marker"])
+    make_pdf(
+        base / "report.pdf", ["Quarterly revenue grew", "Second page marker", "Third page marker"]
+    )
     make_docx(base / "memo.docx", "Launch Plan", "Ship the beta on Tuesday")
     deck = pptx.Presentation()
     slide = deck.slides.add_slide(deck.slide_layouts[1])
@@ -75,7 +88,9 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     book.active.append(["city", "population"])
     book.active.append(["Lyon", 522250])
     book.save(base / "cities.xlsx")
-    (base / "page.html").write_text("<html><body><h1>Hello Page</h1><p>Some <b>bold</b> words.</p></body></html>")
+    (base / "page.html").write_text(
+        "<html><body><h1>Hello Page</h1><p>Some <b>bold</b> words.</p></body></html>"
+    )
     (base / "table.csv").write_text("name,score\nada,91\nbob,78\n")
     (base / "data.json").write_text(json.dumps({"planet": "Mars", "moons": 2}))
     with zipfile.ZipFile(base / "bundle.zip", "w") as z:
@@ -98,10 +113,17 @@ async def convert(server: FastMCP, **args: object) -> dict:
 
 @pytest.mark.parametrize(
     ("name", "expected"),
-    [("report.pdf", "Quarterly revenue grew"), ("memo.docx", "# Launch Plan"), ("deck.pptx", "Milestone alpha"),
-     ("cities.xlsx", "| Lyon | 522250 |"), ("page.html", "# Hello Page"), ("table.csv", "| ada | 91 |"),
-     ("data.json", '"planet": "Mars"'), ("bundle.zip", "| mango | 7 |")],
-)  # fmt: skip
+    [
+        ("report.pdf", "Quarterly revenue grew"),
+        ("memo.docx", "# Launch Plan"),
+        ("deck.pptx", "Milestone alpha"),
+        ("cities.xlsx", "| Lyon | 522250 |"),
+        ("page.html", "# Hello Page"),
+        ("table.csv", "| ada | 91 |"),
+        ("data.json", '"planet": "Mars"'),
+        ("bundle.zip", "| mango | 7 |"),
+    ],
+)
 async def test_converts_each_format(server: FastMCP, name: str, expected: str) -> None:
     out = await convert(server, path=name)
     assert expected in out["text"], out["text"]
@@ -135,12 +157,18 @@ async def test_paths_stay_inside_root(server: FastMCP, root: Path, tmp_path: Pat
     link = root / "link.txt"
     if not link.exists():
         os.symlink(outside, link)
-    for bad, message in [("../secret.txt", "'..'"), (str(outside), "absolute"), ("link.txt", "outside")]:
+    for bad, message in [
+        ("../secret.txt", "'..'"),
+        (str(outside), "absolute"),
+        ("link.txt", "outside"),
+    ]:
         with pytest.raises(ToolError, match=message):
             await convert(server, path=bad)
 
 
-async def test_refuses_unsupported_missing_and_oversize(server: FastMCP, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_refuses_unsupported_missing_and_oversize(
+    server: FastMCP, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with pytest.raises(ToolError, match="unsupported file type '.exe'"):
         await convert(server, path="script.exe")
     with pytest.raises(ToolError, match="list_documents"):
@@ -150,7 +178,9 @@ async def test_refuses_unsupported_missing_and_oversize(server: FastMCP, monkeyp
         await convert(server, path="table.csv")
 
 
-async def test_zip_limits_checked_before_extraction(server: FastMCP, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_zip_limits_checked_before_extraction(
+    server: FastMCP, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(documents, "MAX_ZIP_ENTRIES", 1)
     with pytest.raises(ToolError, match="2 entries"):
         await convert(server, path="bundle.zip")
@@ -170,4 +200,8 @@ async def test_stdio(root: Path, stdio: Callable[..., object]) -> None:
         # list_documents needs no converter worker, which keeps this test fast; conversion is
         # covered in-process above.
         listed = (await c.call_tool("list_documents", {"folder": "."})).structured_content["result"]
-        assert {"path": "page.html", "format": "html", "size": (root / "page.html").stat().st_size} in listed
+        assert {
+            "path": "page.html",
+            "format": "html",
+            "size": (root / "page.html").stat().st_size,
+        } in listed

@@ -49,7 +49,9 @@ async def test_runs_code_and_keeps_files(client: Client) -> None:
     assert {e["path"] for e in listing} == {"hello.txt", "sub", "sub/in.txt"}
 
 
-async def test_parent_secret_is_not_visible(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_parent_secret_is_not_visible(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("TOOLSERVERS_TEST_SECRET", SECRET)
     code = (
         "import os, glob\n"
@@ -76,7 +78,11 @@ async def test_cannot_write_outside_workspace(client: Client, tmp_path: Path) ->
     )
     out = await run(client, code)
     assert "refused " + str(target) in out["stdout"] and "refused /etc/escaped" in out["stdout"]
-    assert not target.exists() and not Path("/etc/escaped").exists() and not Path("/usr/escaped").exists()
+    assert (
+        not target.exists()
+        and not Path("/etc/escaped").exists()
+        and not Path("/usr/escaped").exists()
+    )
     assert not (tmp_path / "escaped").exists()
     for bad in ["../escaped.txt", str(target), "a/../../escaped.txt"]:
         with pytest.raises(ToolError, match="absolute|'\\.\\.'"):
@@ -123,7 +129,9 @@ async def test_fork_bomb_is_contained(client: Client) -> None:
         pytest.skip("process-count limit cannot bite here; not running a fork bomb")
     uid = info["drop_to_uid"] if info["drop_to_uid"] is not None else os.getuid()
     before = _count(uid)
-    code = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
+    code = (
+        "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
+    )
     out = await run(client, code, timeout_s=3)
     assert out["exit_code"] is None and out["killed_by"] is not None
     assert _count(uid) <= before  # the whole PID namespace / process group went with it
@@ -170,7 +178,9 @@ def _owner(path: str) -> int | None:
 
 
 async def test_fallback_level_is_reported(tmp_path: Path) -> None:
-    server = build_server(SandboxConfig(isolation="none", limits=LIMITS), workspace_dir=tmp_path / "ws")
+    server = build_server(
+        SandboxConfig(isolation="none", limits=LIMITS), workspace_dir=tmp_path / "ws"
+    )
     async with Client(server) as c:
         info = (await c.call_tool("sandbox_info", {})).structured_content
         assert info["level"] == "none" and info["network"] == "host"
@@ -185,8 +195,17 @@ async def test_stdio_server_lists_and_runs(tmp_path: Path, stdio: Callable[..., 
     transport = stdio("code", TOOLSERVERS_CODE_WORKSPACE=str(tmp_path / "ws"))
     async with Client(transport, timeout=60) as c:
         names = {t.name for t in await c.list_tools()}
-        assert {"run_python", "run_shell", "read_file", "write_file", "list_files", "sandbox_info"} <= names
-        out = await c.call_tool("run_python", {"code": "print(sum(range(10)))"}, raise_on_error=False)
+        assert {
+            "run_python",
+            "run_shell",
+            "read_file",
+            "write_file",
+            "list_files",
+            "sandbox_info",
+        } <= names
+        out = await c.call_tool(
+            "run_python", {"code": "print(sum(range(10)))"}, raise_on_error=False
+        )
         info = (await c.call_tool("sandbox_info", {})).structured_content
         if not info["runs_as_root"]:
             assert out.structured_content["stdout"] == "45\n"

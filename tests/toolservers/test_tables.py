@@ -11,16 +11,20 @@ import pytest
 from fastmcp import Client, FastMCP
 from fastmcp.exceptions import ToolError
 
-import toolservers.tables as tables
+from toolservers import tables
 
 pytestmark = pytest.mark.anyio
 SALES = "city,product,units,price\n" + "\n".join(
     f"{city},{product},{units},{price}"
     for city, product, units, price in [
-        ("Lyon", "pen", 10, 1.5), ("Lyon", "ink", 2, 8.0), ("Oslo", "pen", 7, 2.0),
-        ("Oslo", "pad", 3, 4.25), ("Kyiv", "pen", 1, 1.0), ("Kyiv", "ink", "", 9.0),
+        ("Lyon", "pen", 10, 1.5),
+        ("Lyon", "ink", 2, 8.0),
+        ("Oslo", "pen", 7, 2.0),
+        ("Oslo", "pad", 3, 4.25),
+        ("Kyiv", "pen", 1, 1.0),
+        ("Kyiv", "ink", "", 9.0),
     ]
-)  # fmt: skip
+)
 
 
 @pytest.fixture
@@ -68,15 +72,32 @@ async def test_describe_excel_sheet(server: FastMCP) -> None:
 
 async def test_filter_sort_and_columns(server: FastMCP) -> None:
     out = await call(
-        server, "filter_rows", path="sales.csv",
-        where=[{"column": "product", "op": "in", "value": ["pen", "ink"]}, {"column": "price", "op": ">=", "value": "1.5"}],
-        sort_by=[{"column": "price", "descending": True}], columns=["city", "price"],
-    )  # fmt: skip
-    assert out["rows"] == [{"city": "Kyiv", "price": 9.0}, {"city": "Lyon", "price": 8.0},
-                           {"city": "Oslo", "price": 2.0}, {"city": "Lyon", "price": 1.5}]  # fmt: skip
-    nulls = await call(server, "filter_rows", path="sales.csv", where=[{"column": "units", "op": "is null"}])
+        server,
+        "filter_rows",
+        path="sales.csv",
+        where=[
+            {"column": "product", "op": "in", "value": ["pen", "ink"]},
+            {"column": "price", "op": ">=", "value": "1.5"},
+        ],
+        sort_by=[{"column": "price", "descending": True}],
+        columns=["city", "price"],
+    )
+    assert out["rows"] == [
+        {"city": "Kyiv", "price": 9.0},
+        {"city": "Lyon", "price": 8.0},
+        {"city": "Oslo", "price": 2.0},
+        {"city": "Lyon", "price": 1.5},
+    ]
+    nulls = await call(
+        server, "filter_rows", path="sales.csv", where=[{"column": "units", "op": "is null"}]
+    )
     assert [r["city"] for r in nulls["rows"]] == ["Kyiv"]
-    text = await call(server, "filter_rows", path="sales.csv", where=[{"column": "city", "op": "startswith", "value": "O"}])
+    text = await call(
+        server,
+        "filter_rows",
+        path="sales.csv",
+        where=[{"column": "city", "op": "startswith", "value": "O"}],
+    )
     assert text["total"] == 2
 
 
@@ -98,36 +119,68 @@ async def test_load_cap(server: FastMCP, monkeypatch: pytest.MonkeyPatch) -> Non
 
 async def test_aggregate(server: FastMCP) -> None:
     out = await call(
-        server, "aggregate", path="sales.csv", group_by=["city"],
+        server,
+        "aggregate",
+        path="sales.csv",
+        group_by=["city"],
         metrics=[{"column": "units", "func": "sum"}, {"column": "price", "func": "max"}],
         sort_by=[{"column": "units_sum", "descending": True}],
-    )  # fmt: skip
+    )
     assert out["columns"] == ["city", "units_sum", "price_max"]
-    assert out["rows"] == [{"city": "Lyon", "units_sum": 12.0, "price_max": 8.0},
-                           {"city": "Oslo", "units_sum": 10.0, "price_max": 4.25},
-                           {"city": "Kyiv", "units_sum": 1.0, "price_max": 9.0}]  # fmt: skip
-    whole = await call(server, "aggregate", path="sales.csv", metrics=[{"column": "units", "func": "count"}],
-                       where=[{"column": "product", "op": "==", "value": "pen"}])  # fmt: skip
+    assert out["rows"] == [
+        {"city": "Lyon", "units_sum": 12.0, "price_max": 8.0},
+        {"city": "Oslo", "units_sum": 10.0, "price_max": 4.25},
+        {"city": "Kyiv", "units_sum": 1.0, "price_max": 9.0},
+    ]
+    whole = await call(
+        server,
+        "aggregate",
+        path="sales.csv",
+        metrics=[{"column": "units", "func": "count"}],
+        where=[{"column": "product", "op": "==", "value": "pen"}],
+    )
     assert whole["rows"] == [{"units_count": 3}]
 
 
 async def test_errors_name_the_choices(server: FastMCP) -> None:
     with pytest.raises(ToolError, match="columns are: city, product, units, price"):
-        await call(server, "filter_rows", path="sales.csv", where=[{"column": "cty", "op": "==", "value": "Lyon"}])
+        await call(
+            server,
+            "filter_rows",
+            path="sales.csv",
+            where=[{"column": "cty", "op": "==", "value": "Lyon"}],
+        )
     with pytest.raises(ToolError, match="is numeric"):
-        await call(server, "filter_rows", path="sales.csv", where=[{"column": "units", "op": ">", "value": "many"}])
+        await call(
+            server,
+            "filter_rows",
+            path="sales.csv",
+            where=[{"column": "units", "op": ">", "value": "many"}],
+        )
     with pytest.raises(ToolError, match="Input should be '=='"):
-        await call(server, "filter_rows", path="sales.csv", where=[{"column": "units", "op": "__import__('os')"}])
+        await call(
+            server,
+            "filter_rows",
+            path="sales.csv",
+            where=[{"column": "units", "op": "__import__('os')"}],
+        )
 
 
 async def test_expressions_are_never_evaluated(server: FastMCP, root: Path) -> None:
     # A value that DataFrame.query/eval would execute is compared as plain text here.
     payload = "@pd.io.common.os.system('touch pwned')"
-    out = await call(server, "filter_rows", path="sales.csv", where=[{"column": "city", "op": "==", "value": payload}])
+    out = await call(
+        server,
+        "filter_rows",
+        path="sales.csv",
+        where=[{"column": "city", "op": "==", "value": payload}],
+    )
     assert out["total"] == 0 and not (root / "pwned").exists()
 
 
-async def test_paths_stay_inside_root(server: FastMCP, root: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+async def test_paths_stay_inside_root(
+    server: FastMCP, root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     outside = tmp_path_factory.mktemp("outside") / "x.csv"
     outside.write_text("a\n1\n")
     os.symlink(outside, root / "link.csv")
@@ -139,6 +192,8 @@ async def test_paths_stay_inside_root(server: FastMCP, root: Path, tmp_path_fact
 @pytest.mark.slow
 async def test_stdio(root: Path, stdio: Callable[..., object]) -> None:
     async with Client(stdio("tables", TOOLSERVERS_TABLES_ROOT=str(root)), timeout=60) as c:
-        assert {"describe_table", "filter_rows", "aggregate"} <= {t.name for t in await c.list_tools()}
+        assert {"describe_table", "filter_rows", "aggregate"} <= {
+            t.name for t in await c.list_tools()
+        }
         out = await c.call_tool("describe_table", {"path": "sales.csv"})
         assert out.structured_content["rows"] == 6

@@ -9,6 +9,7 @@ import time
 import types
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -28,12 +29,12 @@ ARTICLE = """<html><head><title>Otters at Dawn</title></head><body>
 
 
 class Handler(BaseHTTPRequestHandler):
-    requests: list[str] = []
+    requests: ClassVar[list[str]] = []
 
     def log_message(self, *args: object) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         Handler.requests.append(self.path)
         parts = urlsplit(self.path)
         routes: dict[str, tuple[int, str, bytes]] = {
@@ -51,9 +52,19 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(3)
         if parts.path == "/search":
             q = parse_qs(parts.query)
-            results = [{"title": f"Result {i} for {q['q'][0]}", "url": f"http://example.org/{i}",
-                        "content": f"snippet {i}"} for i in range(5)]  # fmt: skip
-            routes["/search"] = (200, "application/json", json.dumps({"query": q["q"][0], "results": results}).encode())
+            results = [
+                {
+                    "title": f"Result {i} for {q['q'][0]}",
+                    "url": f"http://example.org/{i}",
+                    "content": f"snippet {i}",
+                }
+                for i in range(5)
+            ]
+            routes["/search"] = (
+                200,
+                "application/json",
+                json.dumps({"query": q["q"][0], "results": results}).encode(),
+            )
         status, ctype, body = routes.get(parts.path, (200, "text/plain", b"slow done"))
         self.send_response(status)
         self.send_header("Content-Type", ctype)
@@ -107,7 +118,11 @@ async def test_fetch_windows_and_byte_limit(site: str) -> None:
 
 async def test_fetch_errors_are_clear(site: str) -> None:
     server = open_server(timeout_s=1)
-    for path, message in [("/missing", "HTTP 404"), ("/binary", "application/octet-stream"), ("/slow", "within 1 s")]:
+    for path, message in [
+        ("/missing", "HTTP 404"),
+        ("/binary", "application/octet-stream"),
+        ("/slow", "within 1 s"),
+    ]:
         with pytest.raises(ToolError, match=message):
             await call(server, "fetch", url=f"{site}{path}")
     for url in ["file:///etc/passwd", "ftp://127.0.0.1/x", "javascript:alert(1)"]:
@@ -119,9 +134,16 @@ async def test_private_addresses_refused_by_default(site: str) -> None:
     server = build_server(WebConfig())
     before = len(Handler.requests)
     port = site.rsplit(":", 1)[1]
-    for url in [f"{site}/article", f"http://localhost:{port}/article", f"http://[::1]:{port}/",
-                "http://10.1.2.3/", "http://169.254.169.254/latest/meta-data/", "http://[::ffff:127.0.0.1]/",
-                "http://0.0.0.0/", "http://192.168.1.1/"]:  # fmt: skip
+    for url in [
+        f"{site}/article",
+        f"http://localhost:{port}/article",
+        f"http://[::1]:{port}/",
+        "http://10.1.2.3/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://0.0.0.0/",
+        "http://192.168.1.1/",
+    ]:
         with pytest.raises(ToolError, match="non-public address"):
             await call(server, "fetch", url=url)
     assert len(Handler.requests) == before  # refused before any connection
@@ -134,8 +156,12 @@ async def test_search_through_searxng(site: str) -> None:
     assert any(p.startswith("/search?") and "format=json" in p for p in Handler.requests)
 
 
-async def test_search_without_backend_says_how_to_configure(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "ddgs", None)  # make sure the optional library counts as absent
+async def test_search_without_backend_says_how_to_configure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(
+        sys.modules, "ddgs", None
+    )  # make sure the optional library counts as absent
     with pytest.raises(ToolError, match="TOOLSERVERS_SEARXNG_URL"):
         await call(build_server(WebConfig()), "search", query="anything")
 
@@ -143,11 +169,17 @@ async def test_search_without_backend_says_how_to_configure(monkeypatch: pytest.
 async def test_search_falls_back_to_ddgs_library(monkeypatch: pytest.MonkeyPatch) -> None:
     class FakeDDGS:
         def text(self, query: str, max_results: int) -> list[dict[str, str]]:
-            return [{"title": f"{query} {i}", "href": f"https://e.org/{i}", "body": "b"} for i in range(max_results)]
+            return [
+                {"title": f"{query} {i}", "href": f"https://e.org/{i}", "body": "b"}
+                for i in range(max_results)
+            ]
 
     monkeypatch.setitem(sys.modules, "ddgs", types.SimpleNamespace(DDGS=FakeDDGS))
     out = await call(build_server(WebConfig()), "search", query="kelp", max_results=2, page=2)
-    assert out["backend"] == "ddgs" and [h["url"] for h in out["hits"]] == ["https://e.org/2", "https://e.org/3"]
+    assert out["backend"] == "ddgs" and [h["url"] for h in out["hits"]] == [
+        "https://e.org/2",
+        "https://e.org/3",
+    ]
 
 
 @pytest.mark.slow

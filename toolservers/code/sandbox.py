@@ -79,7 +79,9 @@ class SandboxConfig:
         )
         isolation = os.environ.get("TOOLSERVERS_CODE_ISOLATION", "auto")
         if isolation not in ("auto", "bwrap", "unshare", "none"):
-            raise ValueError(f"TOOLSERVERS_CODE_ISOLATION={isolation!r}; use auto, bwrap, unshare or none")
+            raise ValueError(
+                f"TOOLSERVERS_CODE_ISOLATION={isolation!r}; use auto, bwrap, unshare or none"
+            )
         allow = os.environ.get("TOOLSERVERS_CODE_ENV_ALLOW", "")
         return cls(
             isolation=isolation,  # type: ignore[arg-type]
@@ -98,7 +100,9 @@ class Isolation(BaseModel):
     level: Level
     drop_to_uid: int | None = Field(description="uid the code runs as, when the server drops root")
     runs_as_root: bool = Field(description="true means the code would have root on the host")
-    nproc_enforced: bool = Field(description="whether the process-count limit can bite (not for root)")
+    nproc_enforced: bool = Field(
+        description="whether the process-count limit can bite (not for root)"
+    )
     network: Literal["none", "host"]
     filesystem: Literal["workspace-only", "host (unix permissions)"]
     note: str
@@ -106,7 +110,9 @@ class Isolation(BaseModel):
 
 class RunResult(BaseModel):
     exit_code: int | None = Field(description="process exit status; null when it was killed")
-    killed_by: str | None = Field(None, description="why it stopped early, e.g. wall timeout, CPU limit")
+    killed_by: str | None = Field(
+        None, description="why it stopped early, e.g. wall timeout, CPU limit"
+    )
     stdout: str
     stderr: str
     truncated: bool = Field(description="true when output was cut to the output limit")
@@ -119,7 +125,12 @@ def _is_root() -> bool:
 
 def _python_dirs(python: str) -> list[str]:
     """Directories the interpreter needs, outside the system dirs already bound."""
-    dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, str(Path(os.path.realpath(python)).parent.parent)}
+    dirs = {
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+        str(Path(os.path.realpath(python)).parent.parent),
+    }
     dirs.add(str(Path(python).absolute().parent.parent))
     return sorted(d for d in dirs if not d.startswith(_SYSTEM_DIRS))
 
@@ -144,20 +155,38 @@ def clean_env(config: SandboxConfig, home: str) -> dict[str, str]:
 
 def _drop_privileges(config: SandboxConfig) -> list[str]:
     return [
-        "setpriv", f"--reuid={config.uid}", f"--regid={config.gid}", "--clear-groups",
-        "--inh-caps=-all", "--",
-    ]  # fmt: skip
+        "setpriv",
+        f"--reuid={config.uid}",
+        f"--regid={config.gid}",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--",
+    ]
 
 
-def build_command(inner: list[str], workspace: Path, level: Level, config: SandboxConfig, drop: bool) -> list[str]:
+def build_command(
+    inner: list[str], workspace: Path, level: Level, config: SandboxConfig, drop: bool
+) -> list[str]:
     """The full argv for one run; pure, so tests can read exactly what will be executed."""
     if level == "none":
         return (_drop_privileges(config) if drop else []) + inner
     if level == "unshare":
-        ns = ["unshare", "--net", "--"] if _is_root() else ["unshare", "--map-root-user", "--net", "--"]
+        ns = (
+            ["unshare", "--net", "--"]
+            if _is_root()
+            else ["unshare", "--map-root-user", "--net", "--"]
+        )
         return ns + (_drop_privileges(config) if drop else []) + inner
-    argv = ["bwrap", "--die-with-parent", "--new-session", "--unshare-net", "--unshare-pid",
-            "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]  # fmt: skip
+    argv = [
+        "bwrap",
+        "--die-with-parent",
+        "--new-session",
+        "--unshare-net",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+    ]
     if not _is_root():
         argv.append("--unshare-user")
     for path in _SYSTEM_DIRS:
@@ -169,8 +198,20 @@ def build_command(inner: list[str], workspace: Path, level: Level, config: Sandb
         for parent in reversed(Path(path).parents[:-1]):  # bwrap would create them 0700
             argv += ["--perms", "0755", "--dir", str(parent)]
         argv += ["--ro-bind-try", path, path]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-             "--bind", str(workspace), INSIDE_WORKSPACE, "--chdir", INSIDE_WORKSPACE, "--clearenv"]  # fmt: skip
+    argv += [
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/tmp",
+        "--bind",
+        str(workspace),
+        INSIDE_WORKSPACE,
+        "--chdir",
+        INSIDE_WORKSPACE,
+        "--clearenv",
+    ]
     for key, value in clean_env(config, INSIDE_WORKSPACE).items():
         argv += ["--setenv", key, value]
     if drop:
@@ -211,12 +252,23 @@ def _drain(pipe: object, cap: int, sink: list[bytes]) -> None:
     sink.append(b"\0" if kept > cap else b"")
 
 
-_SIGNALS = {signal.SIGXCPU: "CPU time limit", signal.SIGXFSZ: "file size limit",
-            signal.SIGKILL: "killed (SIGKILL)", signal.SIGSEGV: "segmentation fault"}  # fmt: skip
+_SIGNALS = {
+    signal.SIGXCPU: "CPU time limit",
+    signal.SIGXFSZ: "file size limit",
+    signal.SIGKILL: "killed (SIGKILL)",
+    signal.SIGSEGV: "segmentation fault",
+}
 
 
-def execute(inner: list[str], workspace: Path, level: Level, config: SandboxConfig,
-            drop: bool, stdin: str = "", limits: Limits | None = None) -> RunResult:  # fmt: skip
+def execute(
+    inner: list[str],
+    workspace: Path,
+    level: Level,
+    config: SandboxConfig,
+    drop: bool,
+    stdin: str = "",
+    limits: Limits | None = None,
+) -> RunResult:
     """Run `inner` contained at `level`, enforcing every limit; never raises for the child's faults."""
     limits = limits or config.limits
     uid = config.uid if drop else os.getuid()
@@ -225,14 +277,23 @@ def execute(inner: list[str], workspace: Path, level: Level, config: SandboxConf
     env = clean_env(config, str(workspace)) if level != "bwrap" else {"PATH": "/usr/bin:/bin"}
     started = time.monotonic()
     proc = subprocess.Popen(
-        argv, cwd=workspace, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, start_new_session=True, preexec_fn=lambda: _rlimits(limits, nproc),
-    )  # fmt: skip
+        argv,
+        cwd=workspace,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        # Only setrlimit runs between fork and exec, so the threads caveat does not bite here.
+        preexec_fn=lambda: _rlimits(limits, nproc),  # noqa: PLW1509
+    )
     cap = limits.output_chars * 4  # bytes; decoded text is cut to output_chars below
     out: list[bytes] = []
     err: list[bytes] = []
-    readers = [threading.Thread(target=_drain, args=(p, cap, s), daemon=True)
-               for p, s in ((proc.stdout, out), (proc.stderr, err))]  # fmt: skip
+    readers = [
+        threading.Thread(target=_drain, args=(p, cap, s), daemon=True)
+        for p, s in ((proc.stdout, out), (proc.stderr, err))
+    ]
     for reader in readers:
         reader.start()
     assert proc.stdin is not None
@@ -257,9 +318,13 @@ def execute(inner: list[str], workspace: Path, level: Level, config: SandboxConf
     stdout, cut_out = _text(out, limits.output_chars)
     stderr, cut_err = _text(err, limits.output_chars)
     return RunResult(
-        exit_code=None if killed_by else code, killed_by=killed_by, stdout=stdout, stderr=stderr,
-        truncated=cut_out or cut_err, duration_s=round(time.monotonic() - started, 3),
-    )  # fmt: skip
+        exit_code=None if killed_by else code,
+        killed_by=killed_by,
+        stdout=stdout,
+        stderr=stderr,
+        truncated=cut_out or cut_err,
+        duration_s=round(time.monotonic() - started, 3),
+    )
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
@@ -275,7 +340,9 @@ def _text(chunks: list[bytes], limit: int) -> tuple[str, bool]:
     overflow = bool(chunks) and chunks[-1] == b"\0"
     text = b"".join(chunks[:-1] if chunks else []).decode("utf-8", errors="replace")
     if overflow or len(text) > limit:
-        return text[:limit] + "\n[... output truncated; write big results to a file and read it with read_file]", True
+        return text[
+            :limit
+        ] + "\n[... output truncated; write big results to a file and read it with read_file]", True
     return text, False
 
 
@@ -288,7 +355,9 @@ def _probe(level: Level, config: SandboxConfig, drop: bool, scratch: Path) -> bo
     if drop and not shutil.which("setpriv"):
         return False
     probe = replace(config.limits, wall_s=20, output_chars=200)
-    result = execute([config.python, "-c", "print('ok')"], scratch, level, config, drop, limits=probe)
+    result = execute(
+        [config.python, "-c", "print('ok')"], scratch, level, config, drop, limits=probe
+    )
     return result.exit_code == 0 and result.stdout.strip() == "ok"
 
 
@@ -301,15 +370,26 @@ def detect(config: SandboxConfig, scratch: Path) -> Isolation:
     """
     if config in _DETECTED:
         return _DETECTED[config]
-    levels: list[Level] = ["bwrap", "unshare", "none"] if config.isolation == "auto" else [config.isolation]
+    levels: list[Level] = (
+        ["bwrap", "unshare", "none"] if config.isolation == "auto" else [config.isolation]
+    )
     drops = [True, False] if _is_root() else [False]
-    found = next(((level, drop) for level in levels for drop in drops if _probe(level, config, drop, scratch)),
-                 (levels[-1], False))  # fmt: skip
+    found = next(
+        (
+            (level, drop)
+            for level in levels
+            for drop in drops
+            if _probe(level, config, drop, scratch)
+        ),
+        (levels[-1], False),
+    )
     _DETECTED[config] = _describe(*found, config)
     return _DETECTED[config]
 
 
-_DETECTED: dict[SandboxConfig, Isolation] = {}  # probing costs a few sandbox starts; once per config
+_DETECTED: dict[
+    SandboxConfig, Isolation
+] = {}  # probing costs a few sandbox starts; once per config
 
 
 def _describe(level: Level, drop: bool, config: SandboxConfig) -> Isolation:

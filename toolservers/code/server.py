@@ -20,9 +20,18 @@ from toolservers._common import TextWindow
 from toolservers.code.sandbox import Isolation, RunResult, SandboxConfig, detect, execute
 from toolservers.code.workspace import Entry, Listing, Workspace
 
-RelPath = Annotated[str, Field(description="path relative to the workspace root, e.g. 'data/out.csv'",
-                               min_length=1, max_length=1000)]  # fmt: skip
-Timeout = Annotated[float | None, Field(ge=0.5, le=600, description="wall-clock limit in seconds; default is the server's")]
+RelPath = Annotated[
+    str,
+    Field(
+        description="path relative to the workspace root, e.g. 'data/out.csv'",
+        min_length=1,
+        max_length=1000,
+    ),
+]
+Timeout = Annotated[
+    float | None,
+    Field(ge=0.5, le=600, description="wall-clock limit in seconds; default is the server's"),
+]
 _RUN = ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=False)
 _READ = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 
@@ -46,18 +55,35 @@ def build_server(config: SandboxConfig | None = None, workspace_dir: Path | None
 
     def run(inner: list[str], stdin: str, timeout_s: float | None) -> RunResult:
         if isolation.runs_as_root and not config.allow_root:
-            raise ToolError(f"refusing to run code: {isolation.note} Ask the operator to install bubblewrap.")
+            raise ToolError(
+                f"refusing to run code: {isolation.note} Ask the operator to install bubblewrap."
+            )
         limits = config.limits
         if timeout_s is not None:
-            limits = replace(limits, wall_s=min(timeout_s, limits.wall_s), cpu_s=max(1, int(min(timeout_s, limits.cpu_s))))
+            limits = replace(
+                limits,
+                wall_s=min(timeout_s, limits.wall_s),
+                cpu_s=max(1, int(min(timeout_s, limits.cpu_s))),
+            )
         with workspace.lock:
-            return execute(inner, workspace.root, isolation.level, config, isolation.drop_to_uid is not None,
-                           stdin=stdin, limits=limits)  # fmt: skip
+            return execute(
+                inner,
+                workspace.root,
+                isolation.level,
+                config,
+                isolation.drop_to_uid is not None,
+                stdin=stdin,
+                limits=limits,
+            )
 
     @mcp.tool(annotations=_RUN)
     def run_python(
-        code: Annotated[str, Field(min_length=1, max_length=100_000, description="a Python 3 program")],
-        stdin: Annotated[str, Field(max_length=1_000_000, description="text fed to standard input")] = "",
+        code: Annotated[
+            str, Field(min_length=1, max_length=100_000, description="a Python 3 program")
+        ],
+        stdin: Annotated[
+            str, Field(max_length=1_000_000, description="text fed to standard input")
+        ] = "",
         timeout_s: Timeout = None,
     ) -> RunResult:
         """Run a Python program in the sandbox; print what you need. Files written land in the workspace.
@@ -69,14 +95,20 @@ def build_server(config: SandboxConfig | None = None, workspace_dir: Path | None
 
     @mcp.tool(annotations=_RUN)
     def run_shell(
-        command: Annotated[str, Field(min_length=1, max_length=20_000, description="a /bin/sh command line")],
+        command: Annotated[
+            str, Field(min_length=1, max_length=20_000, description="a /bin/sh command line")
+        ],
         stdin: Annotated[str, Field(max_length=1_000_000)] = "",
         timeout_s: Timeout = None,
     ) -> RunResult:
         """Run a shell command in the sandbox, in the workspace directory (no network)."""
         return run(["/bin/sh", "-c", command], stdin, timeout_s)
 
-    @mcp.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=False))
+    @mcp.tool(
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=True, open_world_hint=False
+        )
+    )
     def write_file(
         path: RelPath,
         content: Annotated[str, Field(max_length=10_000_000, description="UTF-8 text to write")],
@@ -95,7 +127,9 @@ def build_server(config: SandboxConfig | None = None, workspace_dir: Path | None
         return workspace.read(path, offset, max_chars)
 
     @mcp.tool(annotations=_READ)
-    def list_files(path: Annotated[str, Field(max_length=1000, description="folder in the workspace")] = ".") -> Listing:
+    def list_files(
+        path: Annotated[str, Field(max_length=1000, description="folder in the workspace")] = ".",
+    ) -> Listing:
         """List files and folders under a workspace folder, recursively (up to 500 entries)."""
         return workspace.list(path)
 
@@ -104,9 +138,15 @@ def build_server(config: SandboxConfig | None = None, workspace_dir: Path | None
         """Say how code is contained here (bwrap, unshare or none) and whether it runs as root."""
         return isolation
 
-    @mcp.resource("sandbox://info", mime_type="application/json", description="active isolation level and limits")
+    @mcp.resource(
+        "sandbox://info",
+        mime_type="application/json",
+        description="active isolation level and limits",
+    )
     def sandbox_resource() -> str:
         limits = config.limits
-        return json.dumps({**isolation.model_dump(), "limits": limits.__dict__, "workspace": str(workspace.root)})
+        return json.dumps(
+            {**isolation.model_dump(), "limits": limits.__dict__, "workspace": str(workspace.root)}
+        )
 
     return mcp

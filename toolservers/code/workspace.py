@@ -56,12 +56,20 @@ class Workspace:
         with self.lock:
             target = resolve_inside(self.root, relative)
             if target == self.root or target.is_dir():
-                raise ToolError(f"{relative!r} is a directory; give a file path such as 'notes/a.txt'.")
-            missing = [p for p in reversed(target.parents) if p.is_relative_to(self.root) and not p.exists()]
+                raise ToolError(
+                    f"{relative!r} is a directory; give a file path such as 'notes/a.txt'."
+                )
+            missing = [
+                p
+                for p in reversed(target.parents)
+                if p.is_relative_to(self.root) and not p.exists()
+            ]
             target.parent.mkdir(parents=True, exist_ok=True)
             for directory in missing:
                 self._own(directory)
-            flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_APPEND if append else os.O_TRUNC)
+            flags = (
+                os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_APPEND if append else os.O_TRUNC)
+            )
             with os.fdopen(os.open(target, flags, 0o644), "w", encoding="utf-8") as handle:
                 handle.write(content)
             self._own(target)
@@ -71,12 +79,16 @@ class Workspace:
         with self.lock:
             target = resolve_inside(self.root, relative)
             if not target.is_file():
-                raise ToolError(f"no file {relative!r} in the workspace; call list_files to see what exists.")
+                raise ToolError(
+                    f"no file {relative!r} in the workspace; call list_files to see what exists."
+                )
             if target.stat().st_size > MAX_READ_BYTES:
                 raise ToolError(
                     f"{relative!r} is over {MAX_READ_BYTES >> 20} MB; read a slice with run_python instead."
                 )
-            with os.fdopen(os.open(target, os.O_RDONLY | os.O_NOFOLLOW), encoding="utf-8", errors="replace") as f:
+            with os.fdopen(
+                os.open(target, os.O_RDONLY | os.O_NOFOLLOW), encoding="utf-8", errors="replace"
+            ) as f:
                 text = f.read()
             return window(text, offset, max_chars)
 
