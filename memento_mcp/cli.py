@@ -207,3 +207,9 @@ def config(
     block = clientconfig.render(client.value, env=env, url=url, token=token)  # type: ignore[arg-type]
     errors.print(f"[dim]# paste into {clientconfig.CONFIG_FILES[client.value]}[/dim]")  # type: ignore[index]
     print(json.dumps(block, indent=2))
+
+
+# solve / eval (issue 4) live with the agent; imported here so `memento-mcp --help` lists them.
+from memento_mcp.agent.cli import register as _register_agent  # noqa: E402
+
+_register_agent(app)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -36,7 +37,9 @@ class AgentRuntime:
         backends: Backends | None = None,
         limits: Limits | None = None,
         warm_start: bool = True,
+        log_dir: Path | None = None,
     ) -> None:
+        self.log_dir = log_dir
         self.settings = settings
         self.memory = memory
         self._tools_config = tools_config
@@ -85,7 +88,7 @@ class AgentRuntime:
             if self._hub is None:
                 source = self._tools_config if self._tools_config is not None else \
                     getattr(self.settings, "mcp_servers", None)
-                hub = ToolHub(load_config(source))
+                hub = ToolHub(load_config(source), log_dir=self.log_dir)
                 with anyio.CancelScope(shield=True):  # a cancelled caller must not leave half a pool
                     await hub.start()
                 self._hub = hub

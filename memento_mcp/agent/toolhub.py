@@ -24,6 +24,7 @@ import anyio
 import mcp.types as mt
 from fastmcp import Client
 from fastmcp.client.group import ClientGroup
+from fastmcp.client.transports import StdioTransport
 
 from memento_mcp.errors import ConfigError, ToolServerError
 
@@ -126,12 +127,19 @@ class ToolHub:
         call_timeout_s: float = 120.0,
         connect_timeout_s: float = 60.0,
         max_result_chars: int = MAX_RESULT_CHARS,
+        log_dir: Path | None = None,
     ) -> None:
         self.config = load_config(config)
         if not self.config["mcpServers"]:
             raise ConfigError("The mcpServers map is empty: solve_task needs at least one tool server.")
         self._group = ClientGroup.from_config(self.config)
         self.clients: dict[str, Client[Any]] = dict(self._group.clients)
+        if log_dir is not None:
+            # Children's stderr goes to <log_dir>/<server>.log instead of ours (the CLI's live view).
+            log_dir.mkdir(parents=True, exist_ok=True)
+            for name, client in self.clients.items():
+                if isinstance(client.transport, StdioTransport):
+                    client.transport.log_file = log_dir / f"{name}.log"
         self.call_timeout_s = call_timeout_s
         self.connect_timeout_s = connect_timeout_s
         self.max_result_chars = max_result_chars
