@@ -114,6 +114,7 @@ class Worker:
     """
 
     def __init__(self, preload: str, memory_bytes: int) -> None:
+        """`preload`: comma-separated modules the child imports before its first call."""
         self._argv = [sys.executable, "-m", "toolservers._worker", str(memory_bytes), preload]
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()

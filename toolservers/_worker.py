@@ -1,6 +1,8 @@
 """Child side of `_common.Worker`: import once, then run calls sent as length-prefixed pickles.
 
-Usage (by `Worker` only): python -m toolservers._worker MEMORY_BYTES PRELOAD_MODULE
+Kept free of fastmcp and mcp imports (seconds of startup), as are the modules it preloads.
+
+Usage (by `Worker` only): python -m toolservers._worker MEMORY_BYTES MODULE[,MODULE...]
 """
 
 from __future__ import annotations
@@ -12,12 +14,19 @@ import resource
 import struct
 import sys
 
-from fastmcp.exceptions import ToolError
+
+class WorkError(Exception):
+    """Raised by code run in the worker when the input is at fault; the client sees the message."""
 
 
 def main() -> None:
+    # Run as __main__, this file's WorkError is a different class from the one preloaded modules
+    # raise; catch theirs.
+    from toolservers._worker import WorkError as RaisedWorkError
+
     memory_bytes, preload = int(sys.argv[1]), sys.argv[2]
-    importlib.import_module(preload)
+    for module in preload.split(","):
+        importlib.import_module(module)
     if memory_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     requests, replies = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
@@ -29,7 +38,7 @@ def main() -> None:
         module, name, args = pickle.loads(requests.read(size))
         try:
             reply = ("ok", getattr(importlib.import_module(module), name)(*args))
-        except ToolError as exc:
+        except RaisedWorkError as exc:
             reply = ("tool_error", str(exc))
         except MemoryError:
             reply = ("tool_error", "the computation ran out of memory; try a smaller problem.")

@@ -1,8 +1,8 @@
 """documents: PDF, Word, PowerPoint, Excel, HTML, CSV, JSON, ZIP and text files to markdown.
 
-Conversion is markitdown's; this module adds what a model-facing server needs: paths confined to
-one root folder, size, page and ZIP limits checked before any parsing, conversion in a killable
-worker (a hostile file can make a parser spin or balloon), and long output served in windows.
+Conversion is markitdown's (`_convert`); this module adds what a model-facing server needs: paths
+confined to one root folder, size, page and ZIP limits checked before any parsing, conversion in a
+killable worker (a hostile file can make a parser spin or balloon), and output served in windows.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from toolservers._common import (
     serve,
     window,
 )
+from toolservers._convert import convert
 
 FORMATS = {
     ".pdf": "pdf",
@@ -49,6 +50,7 @@ MAX_ZIP_ENTRIES = env_int("TOOLSERVERS_DOCUMENTS_MAX_ZIP_ENTRIES", 500)
 MAX_ZIP_BYTES = env_int("TOOLSERVERS_DOCUMENTS_MAX_ZIP_MB", 200) << 20
 TIMEOUT_S = env_int("TOOLSERVERS_DOCUMENTS_TIMEOUT_S", 60)
 MEMORY_MB = env_int("TOOLSERVERS_DOCUMENTS_MEMORY_MB", 2048)
+_READ = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 
 
 class Document(TextWindow):
@@ -64,35 +66,6 @@ class DocumentEntry(BaseModel):
     path: str
     format: str
     size: int
-
-
-def pdf_page_count(path: str) -> int:
-    from pdfminer.pdfpage import PDFPage
-
-    with open(path, "rb") as handle:
-        return sum(1 for _ in PDFPage.get_pages(handle))
-
-
-def convert(
-    path: str, first_page: int | None, last_page: int | None
-) -> tuple[str, int | None, str | None]:
-    """Convert one file to markdown; runs in the worker. Returns (text, pages, page_range)."""
-    if path.lower().endswith(".pdf"):
-        pages = pdf_page_count(path)
-        first = first_page or 1
-        last = min(last_page or pages, pages, first + MAX_PAGES - 1)
-        if first > pages:
-            raise ToolError(f"first_page={first} but the PDF has {pages} pages.")
-        if (first, last) != (1, pages):
-            from pdfminer.high_level import extract_text
-
-            text = extract_text(path, page_numbers=range(first - 1, last))
-            return text, pages, f"{first}-{last}"
-    else:
-        pages = None
-    from markitdown import MarkItDown
-
-    return MarkItDown(enable_plugins=False).convert_local(path).text_content, pages, None
 
 
 def check_limits(path: Path, fmt: str) -> None:
@@ -114,35 +87,32 @@ def check_limits(path: Path, fmt: str) -> None:
             )
 
 
+Converted = tuple[str, int | None, int | None, int | None]
+
+
 def build_server(root: Path | None = None) -> FastMCP:
     """A documents server reading files under `root` (default: TOOLSERVERS_DOCUMENTS_ROOT or cwd)."""
     base = (root or files_root("documents")).resolve()
-    worker = Worker("toolservers.documents", MEMORY_MB << 20)
-    cache: OrderedDict[
-        tuple[str, float, int | None, int | None], tuple[str, int | None, str | None]
-    ] = OrderedDict()
+    worker = Worker("toolservers._convert,markitdown", MEMORY_MB << 20)
+    cache: OrderedDict[tuple[str, float, int | None, int | None], Converted] = OrderedDict()
     mcp = FastMCP(
         "documents",
         instructions=f"Convert documents under {base} to markdown. Paths are relative to that folder.",
         mask_error_details=True,
     )
 
-    def converted(
-        path: Path, first: int | None, last: int | None
-    ) -> tuple[str, int | None, str | None]:
+    def converted(path: Path, first: int | None, last: int | None) -> Converted:
         key = (str(path), path.stat().st_mtime, first, last)
         if key not in cache:
-            cache[key] = worker.call(convert, str(path), first, last, timeout_s=TIMEOUT_S)
+            cache[key] = worker.call(
+                convert, str(path), first, last, MAX_PAGES, timeout_s=TIMEOUT_S
+            )
             if len(cache) > 8:
                 cache.popitem(last=False)
         cache.move_to_end(key)
         return cache[key]
 
-    @mcp.tool(
-        annotations=ToolAnnotations(
-            read_only_hint=True, idempotent_hint=True, open_world_hint=False
-        )
-    )
+    @mcp.tool(annotations=_READ)
     def convert_document(
         path: Annotated[
             str,
@@ -183,24 +153,16 @@ def build_server(root: Path | None = None) -> FastMCP:
                 "first_page/last_page apply to PDFs only; page through other files with offset."
             )
         check_limits(target, fmt)
-        text, pages, page_range = converted(target, first_page, last_page)
+        text, pages, first, last = converted(target, first_page, last_page)
         part = window(text, offset, max_chars)
-        if (
-            page_range
-            and part.next_offset is None
-            and pages
-            and int(page_range.split("-")[1]) < pages
-        ):
-            part.hint = f"Pages {page_range} of {pages}; call again with first_page={int(page_range.split('-')[1]) + 1}."
+        if pages and last and last < pages and part.next_offset is None:
+            part.hint = f"Pages {first}-{last} of {pages}; call again with first_page={last + 1}."
+        page_range = f"{first}-{last}" if first and last else None
         return Document(
             path=path, format=fmt, pages=pages, page_range=page_range, **part.model_dump()
         )
 
-    @mcp.tool(
-        annotations=ToolAnnotations(
-            read_only_hint=True, idempotent_hint=True, open_world_hint=False
-        )
-    )
+    @mcp.tool(annotations=_READ)
     def list_documents(
         folder: Annotated[
             str, Field(max_length=1000, description="folder relative to the documents root")
@@ -212,16 +174,11 @@ def build_server(root: Path | None = None) -> FastMCP:
             raise ToolError(f"{folder!r} is not a folder under the documents root; try '.'.")
         found = []
         for item in sorted(start.rglob("*")):
-            if (
-                item.is_file()
-                and item.suffix.lower() in FORMATS
-                and item.resolve().is_relative_to(base)
-            ):
+            kind = FORMATS.get(item.suffix.lower())
+            if kind and item.is_file() and item.resolve().is_relative_to(base):
                 found.append(
                     DocumentEntry(
-                        path=str(item.relative_to(base)),
-                        format=FORMATS[item.suffix.lower()],
-                        size=item.stat().st_size,
+                        path=str(item.relative_to(base)), format=kind, size=item.stat().st_size
                     )
                 )
                 if len(found) >= 500:
@@ -234,7 +191,4 @@ def build_server(root: Path | None = None) -> FastMCP:
 mcp = build_server()
 
 if __name__ == "__main__":
-    # Serve the copy imported under its real name, so the worker can find `convert`.
-    from toolservers.documents import mcp as importable
-
-    serve(importable)
+    serve(mcp)
