@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 from fastmcp import Context, FastMCP
+from fastmcp.server.auth.providers.jwt import StaticTokenVerifier
 from pydantic import Field
 
 from memento_mcp.agent.runtime import AgentRuntime
@@ -54,6 +55,11 @@ def translate_errors(tool: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def bearer_auth(token: str) -> StaticTokenVerifier:
+    """HTTP and SSE requests must carry `Authorization: Bearer <token>` (stdio is never checked)."""
+    return StaticTokenVerifier(tokens={token: {"client_id": "memento-user", "scopes": []}})
+
+
 def build_server(settings: Settings | None = None) -> FastMCP:
     settings = settings or Settings()
 
@@ -72,6 +78,7 @@ def build_server(settings: Settings | None = None) -> FastMCP:
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
         mask_error_details=True,
+        auth=bearer_auth(settings.auth_token) if settings.auth_token else None,
     )
 
     def memory_of(ctx: Context) -> Memory:

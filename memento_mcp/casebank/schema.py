@@ -10,26 +10,28 @@ from collections.abc import Callable
 
 import sqlite_utils
 
+from memento_mcp.errors import StorageError
+
 
 def _v1_initial(db: sqlite_utils.Database) -> None:
-    db["cases"].create(
-        {
-            "id": int,
-            "namespace": str,
-            "task": str,
-            "plan": str,
-            "answer": str,
-            "reward": float,  # NULL while the outcome is pending
-            "source": str,
-            "metadata": str,  # JSON object
-            "trajectory": str,  # JSON list, for cases written by solve_task
-            "content_hash": str,  # dedupes re-imports within a namespace
-            "request_id": str,  # the retrieval this case answered, when there was one
-            "created_at": str,
-            "updated_at": str,
-        },
-        pk="id",
-        not_null={"namespace", "task", "plan", "answer", "source", "content_hash", "created_at"},
+    # AUTOINCREMENT: a deleted case's id is never handed to a new case, so ids that agents
+    # kept (in notes, in used_case_ids) can never silently point at a different case.
+    db.execute(
+        """CREATE TABLE cases (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            namespace TEXT NOT NULL,
+            task TEXT NOT NULL,
+            plan TEXT NOT NULL,
+            answer TEXT NOT NULL,
+            reward REAL,  -- NULL while the outcome is pending
+            source TEXT NOT NULL,
+            metadata TEXT,  -- JSON object
+            trajectory TEXT,  -- JSON list, for cases written by solve_task
+            content_hash TEXT NOT NULL,  -- dedupes re-imports within a namespace
+            request_id TEXT,  -- the retrieval this case answered, when there was one
+            created_at TEXT NOT NULL,
+            updated_at TEXT
+        )"""
     )
     db["cases"].create_index(["namespace", "content_hash"], unique=True)
     db["cases"].create_index(["request_id"])
@@ -102,7 +104,7 @@ def migrate(db: sqlite_utils.Database) -> None:
     """Bring the bank up to SCHEMA_VERSION, each step in its own transaction."""
     current = db.execute("PRAGMA user_version").fetchone()[0]
     if current > SCHEMA_VERSION:
-        raise RuntimeError(
+        raise StorageError(
             f"this bank has schema version {current}, newer than this memento-mcp understands "
             f"({SCHEMA_VERSION}); upgrade memento-cbr-mcp"
         )

@@ -1,0 +1,75 @@
+"""The storage layer: schema versions, atomic writes, and what delete removes."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memento_mcp.casebank import CaseBank, Impression, NewCase
+from memento_mcp.casebank.schema import SCHEMA_VERSION
+from memento_mcp.errors import Conflict, StorageError
+
+VECTOR = np.ones(384, dtype=np.float32) / np.sqrt(384)
+
+
+def test_new_bank_is_wal_and_at_the_current_schema(tmp_path: Path) -> None:
+    bank = CaseBank(tmp_path / "bank.db")
+    assert bank.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert bank.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    bank.add_case(NewCase("default", "task", "plan", reward=1.0), VECTOR)
+    bank.close()
+    reopened = CaseBank(tmp_path / "bank.db")  # migrating again is a no-op
+    assert reopened.stats()["cases"] == 1
+
+
+def test_a_bank_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bank.db"
+    CaseBank(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(StorageError, match="newer than this memento-mcp understands"):
+        CaseBank(path)
+
+
+def test_an_unwritable_data_directory_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(StorageError, match="cannot open the case bank"):
+        CaseBank(blocker / "home" / "bank.db")
+
+
+def test_a_failed_outcome_writes_nothing(tmp_path: Path) -> None:
+    bank = CaseBank(tmp_path / "bank.db")
+    (case_id, _), = bank.add_cases([(NewCase("default", "shown", "plan", reward=1.0), VECTOR)])
+    bank.log_request("r1", "default", "query", VECTOR, "cosine", [Impression(case_id, 1, 0.9, 0.9)])
+    bank.record_outcome(1.0, "r1", None, None)
+    new_case = (NewCase("default", "would be new", "plan", reward=0.0), VECTOR)
+    with pytest.raises(Conflict):
+        bank.record_outcome(0.0, "r1", new_case, None)
+    assert bank.stats()["cases"] == 1
+    assert bank.training_set().rewards.tolist() == [1.0]
+
+
+def test_delete_removes_embedding_and_impressions(tmp_path: Path) -> None:
+    bank = CaseBank(tmp_path / "bank.db")
+    (case_id, _), = bank.add_cases([(NewCase("default", "task", "plan", reward=1.0), VECTOR)])
+    bank.log_request("r1", "default", "query", VECTOR, "cosine", [Impression(case_id, 1, 0.9, 0.9)])
+    bank.delete_case(case_id)
+    for table in ("cases", "embeddings", "impressions"):
+        assert bank.db[table].count == 0
+
+
+def test_case_stats_exclude_the_rows_own_label(tmp_path: Path) -> None:
+    bank = CaseBank(tmp_path / "bank.db")
+    (case_id, _), = bank.add_cases([(NewCase("default", "task", "plan", reward=1.0), VECTOR)])
+    for request, reward in (("r1", 1.0), ("r2", 0.0)):
+        bank.log_request(request, "default", "q", VECTOR, "cosine", [Impression(case_id, 1, 0.5, 0.5)])
+        bank.record_outcome(reward, request, None, None)
+    training = bank.training_set()
+    # r1's row sees only r2's failure: (0 + 1) / (1 + 2); r2's sees r1's success: (1 + 1) / (1 + 2)
+    assert training.case_stats[:, 1].tolist() == pytest.approx([1 / 3, 2 / 3])
+    assert bank.case_stats([case_id])[0, 1] == pytest.approx((1 + 1) / (2 + 2))

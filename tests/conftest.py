@@ -1,0 +1,50 @@
+"""Shared fixtures: a fresh case bank in a temporary home, and an in-memory MCP client on it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from fastmcp import Client
+
+from memento_mcp.memory import Memory, open_memory
+from memento_mcp.server import build_server
+from memento_mcp.settings import Settings
+
+os.environ.setdefault("FASTMCP_CHECK_FOR_UPDATES", "off")
+os.environ.setdefault("FASTMCP_SHOW_SERVER_BANNER", "false")
+
+ANCHORS = Path(__file__).resolve().parents[2] / "shared" / "anchors" / "memento-data"
+"""The original project's public data, laid beside the repository (see README, Development)."""
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home", namespace="default")
+
+
+@pytest.fixture
+def memory(settings: Settings) -> Iterator[Memory]:
+    memory = open_memory(settings)
+    yield memory
+    memory.bank.close()
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[Client]:
+    async with Client(build_server(settings)) as client:
+        yield client
+
+
+@pytest.fixture
+def anchors() -> Path:
+    if not ANCHORS.is_dir():
+        pytest.skip(f"Memento's public data is not at {ANCHORS}")
+    return ANCHORS
