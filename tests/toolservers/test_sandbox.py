@@ -11,7 +11,7 @@ import pytest
 from fastmcp import Client
 from fastmcp.exceptions import ToolError
 
-from toolservers.code.sandbox import Limits, SandboxConfig
+from toolservers.code.config import Limits, SandboxConfig
 from toolservers.code.server import build_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]

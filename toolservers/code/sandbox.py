@@ -1,4 +1,4 @@
-"""Run untrusted code in a contained child process, and keep its files in one workspace.
+"""Run untrusted code in a contained child process: pick the isolation, build the argv, enforce limits.
 
 Containment, strongest first (`detect()` picks the best that works on this machine):
 
@@ -25,73 +25,16 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from toolservers._common import env_flag, env_int
+from toolservers.code.config import Level, Limits, SandboxConfig
 
-Level = Literal["bwrap", "unshare", "none"]
 INSIDE_WORKSPACE = "/workspace"
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
-
-
-class SandboxError(Exception):
-    """Raised when code cannot be run safely here; the message says what to change."""
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Per-run resource limits; each maps to one rlimit or to the wall clock."""
-
-    wall_s: float = 30.0
-    cpu_s: int = 30
-    memory_bytes: int = 1 << 30
-    file_bytes: int = 64 << 20
-    nproc: int = 64
-    open_files: int = 256
-    output_chars: int = 20_000
-
-
-@dataclass(frozen=True)
-class SandboxConfig:
-    """Everything the sandbox reads from the environment, so tests can build one directly."""
-
-    isolation: Literal["auto", "bwrap", "unshare", "none"] = "auto"
-    uid: int = 65534
-    gid: int = 65534
-    python: str = sys.executable
-    env_allow: tuple[str, ...] = ()
-    allow_root: bool = False
-    limits: Limits = field(default_factory=Limits)
-
-    @classmethod
-    def from_env(cls) -> SandboxConfig:
-        limits = Limits(
-            wall_s=env_int("TOOLSERVERS_CODE_TIMEOUT_S", 30),
-            cpu_s=env_int("TOOLSERVERS_CODE_CPU_S", 30),
-            memory_bytes=env_int("TOOLSERVERS_CODE_MEMORY_MB", 1024) << 20,
-            file_bytes=env_int("TOOLSERVERS_CODE_FILE_MB", 64) << 20,
-            nproc=env_int("TOOLSERVERS_CODE_NPROC", 64),
-            output_chars=env_int("TOOLSERVERS_CODE_OUTPUT_CHARS", 20_000),
-        )
-        isolation = os.environ.get("TOOLSERVERS_CODE_ISOLATION", "auto")
-        if isolation not in ("auto", "bwrap", "unshare", "none"):
-            raise ValueError(
-                f"TOOLSERVERS_CODE_ISOLATION={isolation!r}; use auto, bwrap, unshare or none"
-            )
-        allow = os.environ.get("TOOLSERVERS_CODE_ENV_ALLOW", "")
-        return cls(
-            isolation=isolation,  # type: ignore[arg-type]
-            uid=env_int("TOOLSERVERS_CODE_UID", 65534),
-            gid=env_int("TOOLSERVERS_CODE_GID", 65534),
-            python=os.environ.get("TOOLSERVERS_CODE_PYTHON", sys.executable),
-            env_allow=tuple(n.strip() for n in allow.split(",") if n.strip()),
-            allow_root=env_flag("TOOLSERVERS_CODE_ALLOW_ROOT"),
-            limits=limits,
-        )
 
 
 class Isolation(BaseModel):
@@ -132,7 +75,7 @@ def _python_dirs(python: str) -> list[str]:
         str(Path(os.path.realpath(python)).parent.parent),
     }
     dirs.add(str(Path(python).absolute().parent.parent))
-    return sorted(d for d in dirs if not d.startswith(_SYSTEM_DIRS))
+    return sorted(d for d in dirs if not any(Path(d).is_relative_to(s) for s in _SYSTEM_DIRS))
 
 
 def clean_env(config: SandboxConfig, home: str) -> dict[str, str]:
@@ -339,11 +282,10 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 def _text(chunks: list[bytes], limit: int) -> tuple[str, bool]:
     overflow = bool(chunks) and chunks[-1] == b"\0"
     text = b"".join(chunks[:-1] if chunks else []).decode("utf-8", errors="replace")
-    if overflow or len(text) > limit:
-        return text[
-            :limit
-        ] + "\n[... output truncated; write big results to a file and read it with read_file]", True
-    return text, False
+    if not overflow and len(text) <= limit:
+        return text, False
+    note = "\n[... output truncated; write big results to a file and read it with read_file]"
+    return text[:limit] + note, True
 
 
 def _probe(level: Level, config: SandboxConfig, drop: bool, scratch: Path) -> bool:
@@ -387,9 +329,8 @@ def detect(config: SandboxConfig, scratch: Path) -> Isolation:
     return _DETECTED[config]
 
 
-_DETECTED: dict[
-    SandboxConfig, Isolation
-] = {}  # probing costs a few sandbox starts; once per config
+# Probing costs a few sandbox starts, so it happens once per configuration.
+_DETECTED: dict[SandboxConfig, Isolation] = {}
 
 
 def _describe(level: Level, drop: bool, config: SandboxConfig) -> Isolation:

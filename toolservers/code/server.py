@@ -17,7 +17,8 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from toolservers._common import TextWindow
-from toolservers.code.sandbox import Isolation, RunResult, SandboxConfig, detect, execute
+from toolservers.code.config import SandboxConfig
+from toolservers.code.sandbox import Isolation, RunResult, detect, execute
 from toolservers.code.workspace import Entry, Listing, Workspace
 
 RelPath = Annotated[
