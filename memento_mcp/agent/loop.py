@@ -62,12 +62,16 @@ class Limits:
     k: int = 4
 
 
-async def _call(method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+async def _call(usage: Usage, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Call a Memory method: async ones are awaited, sync ones (SQLite, the encoder) run in a worker
-    thread so that concurrent solves keep the event loop free."""
-    if inspect.iscoroutinefunction(method):
-        return await method(*args, **kwargs)
-    return await anyio.to_thread.run_sync(functools.partial(method, *args, **kwargs))
+    thread so that concurrent solves keep the event loop free. The time goes to usage.memory_s."""
+    started = time.perf_counter()
+    try:
+        if inspect.iscoroutinefunction(method):
+            return await method(*args, **kwargs)
+        return await anyio.to_thread.run_sync(functools.partial(method, *args, **kwargs))
+    finally:
+        usage.memory_s += time.perf_counter() - started
 
 
 async def solve(
@@ -99,7 +103,7 @@ async def solve(
     negative: list[CaseHit] = []
     request_id: str | None = None
     if memory is not None:
-        retrieved: RetrieveResult = await _call(memory.retrieve, task, k=limits.k, namespace=namespace)
+        retrieved: RetrieveResult = await _call(usage, memory.retrieve, task, k=limits.k, namespace=namespace)
         positive, negative, request_id = retrieved.positive, retrieved.negative, retrieved.request_id
         await progress(f"retrieved {len(positive)} positive and {len(negative)} negative cases")
     cases_used = [h.case_id for h in sorted(positive + negative, key=lambda h: h.rank)]
@@ -163,7 +167,7 @@ async def solve(
         subtasks=subtasks, cases_used=cases_used, request_id=request_id, cycles=cycles, error=error)
     if memory is not None and answer and request_id is not None:
         result.case_id = await _call(
-            memory.store_trajectory, request_id=request_id, task=task,
+            usage, memory.store_trajectory, request_id=request_id, task=task,
             plan=plan_json(plan) if plan else answer, answer=answer, trajectory=result.trajectory(),
             namespace=namespace, metadata={"source": "solve_task", "status": result.status, "cycles": cycles})
     if expected_answer is not None and answer:
@@ -172,7 +176,7 @@ async def solve(
         except LLMError as exc:
             result.error = f"{result.error or ''} judge failed: {exc}".strip()
         if result.judgement is not None and memory is not None and request_id is not None:
-            await _call(memory.record_outcome, request_id=request_id, reward=result.judgement.reward)
+            await _call(usage, memory.record_outcome, request_id=request_id, reward=result.judgement.reward)
     if request_id is None:
         result.request_id = f"solve-{uuid.uuid4().hex}"
     await progress(f"done: {result.status}")

@@ -56,6 +56,7 @@ class Usage(BaseModel):
     tool_calls: int = 0
     llm_s: float = Field(0.0, description="Seconds spent waiting for the LLM")
     tool_s: float = Field(0.0, description="Seconds spent in child tool calls")
+    memory_s: float = Field(0.0, description="Seconds spent retrieving cases and storing the run")
     wall_s: float = Field(0.0, description="Wall-clock seconds of the whole run")
 
     def add_reply(self, reply: Any) -> None:
