@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -177,13 +178,15 @@ def _owner(path: str) -> int | None:
         return None
 
 
-async def test_fallback_level_is_reported(tmp_path: Path) -> None:
-    server = build_server(
-        SandboxConfig(isolation="none", limits=LIMITS), workspace_dir=tmp_path / "ws"
-    )
+@pytest.mark.parametrize(("level", "network"), [("unshare", "none"), ("none", "host")])
+async def test_fallback_level_is_reported(tmp_path: Path, level: str, network: str) -> None:
+    config = SandboxConfig(isolation=level, limits=LIMITS)  # type: ignore[arg-type]
+    server = build_server(config, workspace_dir=tmp_path / "ws")
     async with Client(server) as c:
         info = (await c.call_tool("sandbox_info", {})).structured_content
-        assert info["level"] == "none" and info["network"] == "host"
+        assert info["level"] == level and info["network"] == network
+        resource = json.loads((await c.read_resource("sandbox://info"))[0].text)
+        assert resource["level"] == level and resource["limits"]["nproc"] == LIMITS.nproc
         if info["runs_as_root"]:
             with pytest.raises(ToolError, match="refusing to run code"):
                 await c.call_tool("run_python", {"code": "print(1)"})
