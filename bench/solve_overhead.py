@@ -32,12 +32,14 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from memento_mcp.agent.llm import OpenAILLM, make_client  # noqa: E402
-from memento_mcp.agent.loop import solve  # noqa: E402
-from memento_mcp.agent.scripted import Script, ScriptedServer, Turn, call, say, say_json  # noqa: E402
-from memento_mcp.agent.toolhub import ToolHub  # noqa: E402
+from memento_mcp.agent.llm import OpenAILLM, make_client
+from memento_mcp.agent.loop import solve
+from memento_mcp.agent.scripted import Script, ScriptedServer, Turn, call, say, say_json
+from memento_mcp.agent.toolhub import ToolHub
 
-PLAN = {"plan": [{"id": 1, "description": "evaluate 6*7"}, {"id": 2, "description": "evaluate 2**10"}]}
+PLAN = {
+    "plan": [{"id": 1, "description": "evaluate 6*7"}, {"id": 2, "description": "evaluate 2**10"}]
+}
 
 
 def planner(request: dict[str, Any]) -> Turn:
@@ -55,13 +57,26 @@ def executor(request: dict[str, Any]) -> Turn:
 
 
 def script() -> Script:
-    return Script({"planner": [], "executor": []}, default=lambda r: (planner if r["model"] == "planner" else executor)(r))
+    return Script(
+        {"planner": [], "executor": []},
+        default=lambda r: (planner if r["model"] == "planner" else executor)(r),
+    )
 
 
 def math_config() -> dict[str, Any]:
-    return {"mcpServers": {"math": {"command": sys.executable, "args": ["-m", "toolservers.math"],
-                                    "env": {"FASTMCP_LOG_LEVEL": "ERROR", "FASTMCP_SHOW_SERVER_BANNER": "false",
-                                            "PYTHONPATH": str(Path(__file__).resolve().parents[1])}}}}
+    return {
+        "mcpServers": {
+            "math": {
+                "command": sys.executable,
+                "args": ["-m", "toolservers.math"],
+                "env": {
+                    "FASTMCP_LOG_LEVEL": "ERROR",
+                    "FASTMCP_SHOW_SERVER_BANNER": "false",
+                    "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+                },
+            }
+        }
+    }
 
 
 def summarise(label: str, usages: list[Any]) -> dict[str, float]:
@@ -78,25 +93,37 @@ def summarise(label: str, usages: list[Any]) -> dict[str, float]:
         "overhead_pct": statistics.median(100 * o / w for o, w in zip(overhead, wall)),
         "overhead_per_step_ms": statistics.median(1000 * o / s for o, s in zip(overhead, steps)),
         "loop_overhead_pct": statistics.median(100 * o / w for o, w in zip(loop_only, wall)),
-        "loop_overhead_per_step_ms": statistics.median(1000 * o / s for o, s in zip(loop_only, steps)),
+        "loop_overhead_per_step_ms": statistics.median(
+            1000 * o / s for o, s in zip(loop_only, steps)
+        ),
     }
-    print(f"{label:<22} wall {row['wall_s']*1000:7.1f} ms  llm {row['llm_s']*1000:7.1f}  "
-          f"tool {row['tool_s']*1000:6.1f}  memory {row['memory_s']*1000:6.1f}  | overhead "
-          f"{row['overhead_pct']:5.2f} % ({row['overhead_per_step_ms']:6.2f} ms/step), without memory "
-          f"{row['loop_overhead_pct']:.2f} % ({row['loop_overhead_per_step_ms']:.2f} ms/step)")
+    print(
+        f"{label:<22} wall {row['wall_s'] * 1000:7.1f} ms  llm {row['llm_s'] * 1000:7.1f}  "
+        f"tool {row['tool_s'] * 1000:6.1f}  memory {row['memory_s'] * 1000:6.1f}  | overhead "
+        f"{row['overhead_pct']:5.2f} % ({row['overhead_per_step_ms']:6.2f} ms/step), without memory "
+        f"{row['loop_overhead_pct']:.2f} % ({row['loop_overhead_per_step_ms']:.2f} ms/step)"
+    )
     return row
 
 
 async def bench_loop(server: ScriptedServer, runs: int, memory: Any = None) -> list[Any]:
     client = make_client(base_url=server.base_url, api_key="bench")
-    planner_llm, executor_llm = OpenAILLM("planner", client=client), OpenAILLM("executor", client=client)
+    planner_llm, executor_llm = (
+        OpenAILLM("planner", client=client),
+        OpenAILLM("executor", client=client),
+    )
     usages = []
     async with ToolHub(math_config()) as hub:
         await hub.call("math_evaluate", {"expression": "1+1"})  # warm the child (sympy import)
         await solve("warm-up", planner=planner_llm, executor=executor_llm, tools=hub, memory=memory)
         for i in range(runs):
-            result = await solve(f"What are 6*7 and 2**10? (run {i})", planner=planner_llm,
-                                 executor=executor_llm, tools=hub, memory=memory)
+            result = await solve(
+                f"What are 6*7 and 2**10? (run {i})",
+                planner=planner_llm,
+                executor=executor_llm,
+                tools=hub,
+                memory=memory,
+            )
             assert result.status == "answered", result.error
             usages.append(result.usage)
     await client.close()
@@ -111,9 +138,14 @@ async def bench_server(base_url: str, home: Path, runs: int, concurrency: int) -
 
     servers = home / "servers.json"
     servers.write_text(json.dumps(math_config()))
-    os.environ.update(MEMENTO_HOME=str(home / "server"), MEMENTO_MCP_SERVERS=str(servers),
-                      MEMENTO_LLM_BASE_URL=base_url, MEMENTO_LLM_API_KEY="bench",
-                      MEMENTO_PLANNER_MODEL="planner", MEMENTO_EXECUTOR_MODEL="executor")
+    os.environ.update(
+        MEMENTO_HOME=str(home / "server"),
+        MEMENTO_MCP_SERVERS=str(servers),
+        MEMENTO_LLM_BASE_URL=base_url,
+        MEMENTO_LLM_API_KEY="bench",
+        MEMENTO_PLANNER_MODEL="planner",
+        MEMENTO_EXECUTOR_MODEL="executor",
+    )
     out: dict[str, Any] = {}
     async with Client(build_server(Settings())) as client:
         await client.call_tool("solve_task", {"task": "warm-up"})
@@ -128,13 +160,18 @@ async def bench_server(base_url: str, home: Path, runs: int, concurrency: int) -
         overheads: list[float] = []
         loop_overheads: list[float] = []
         for b in range(3):
-            async def one(i: int) -> None:
+
+            async def one(i: int, b: int = b) -> None:
                 started = time.perf_counter()
-                r = await client.call_tool("solve_task", {"task": f"What are 6*7 and 2**10? (batch {b} #{i})"})
+                r = await client.call_tool(
+                    "solve_task", {"task": f"What are 6*7 and 2**10? (batch {b} #{i})"}
+                )
                 per_call.append(time.perf_counter() - started)
                 u = r.structured_content["usage"]
                 overheads.append(100 * (u["wall_s"] - u["llm_s"] - u["tool_s"]) / u["wall_s"])
-                loop_overheads.append(100 * (u["wall_s"] - u["llm_s"] - u["tool_s"] - u["memory_s"]) / u["wall_s"])
+                loop_overheads.append(
+                    100 * (u["wall_s"] - u["llm_s"] - u["tool_s"] - u["memory_s"]) / u["wall_s"]
+                )
                 assert r.structured_content["status"] == "answered"
 
             started = time.perf_counter()
@@ -142,14 +179,19 @@ async def bench_server(base_url: str, home: Path, runs: int, concurrency: int) -
                 for i in range(concurrency):
                     tg.start_soon(one, i)
             batches.append(time.perf_counter() - started)
-        out.update(concurrency=concurrency, batch_wall_ms=1000 * statistics.median(batches),
-                   concurrent_call_wall_ms=1000 * statistics.median(per_call),
-                   concurrent_overhead_pct=statistics.median(overheads),
-                   concurrent_loop_overhead_pct=statistics.median(loop_overheads))
+        out.update(
+            concurrency=concurrency,
+            batch_wall_ms=1000 * statistics.median(batches),
+            concurrent_call_wall_ms=1000 * statistics.median(per_call),
+            concurrent_overhead_pct=statistics.median(overheads),
+            concurrent_loop_overhead_pct=statistics.median(loop_overheads),
+        )
     print(f"{'server, one call':<28} wall {out['single_call_wall_ms']:7.1f} ms (median of {runs})")
-    print(f"{f'server, {concurrency} concurrent':<28} batch {out['batch_wall_ms']:7.1f} ms, per call "
-          f"{out['concurrent_call_wall_ms']:7.1f} ms, overhead {out['concurrent_overhead_pct']:.2f} %, "
-          f"without memory {out['concurrent_loop_overhead_pct']:.2f} % (median over 3 batches)")
+    print(
+        f"{f'server, {concurrency} concurrent':<28} batch {out['batch_wall_ms']:7.1f} ms, per call "
+        f"{out['concurrent_call_wall_ms']:7.1f} ms, overhead {out['concurrent_overhead_pct']:.2f} %, "
+        f"without memory {out['concurrent_loop_overhead_pct']:.2f} % (median over 3 batches)"
+    )
     return out
 
 
@@ -158,19 +200,30 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     from memento_mcp.settings import Settings
 
     results: dict[str, Any] = {"latency_s": args.latency, "runs": args.runs}
-    print(f"scripted LLM latency {args.latency*1000:.0f} ms; 6 LLM calls + 2 tool calls per solve")
-    with ScriptedServer(script(), latency_s=args.latency) as server, tempfile.TemporaryDirectory() as tmp:
+    print(
+        f"scripted LLM latency {args.latency * 1000:.0f} ms; 6 LLM calls + 2 tool calls per solve"
+    )
+    with (
+        ScriptedServer(script(), latency_s=args.latency) as server,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         results["loop"] = summarise("loop (no memory)", await bench_loop(server, args.runs))
         memory = open_memory(Settings(home=Path(tmp) / "loop"))
-        results["loop_memory"] = summarise("loop + Memory", await bench_loop(server, args.runs, memory))
+        results["loop_memory"] = summarise(
+            "loop + Memory", await bench_loop(server, args.runs, memory)
+        )
         memory.bank.close()
-        results["server"] = await bench_server(server.base_url, Path(tmp), args.runs, args.concurrency)
+        results["server"] = await bench_server(
+            server.base_url, Path(tmp), args.runs, args.concurrency
+        )
     return results
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--latency", type=float, default=0.25, help="seconds per scripted LLM reply")
+    parser.add_argument(
+        "--latency", type=float, default=0.25, help="seconds per scripted LLM reply"
+    )
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--json", type=Path, help="also write the numbers here")

@@ -9,7 +9,7 @@ import json
 import time
 from collections import deque
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import anyio
 import typer
@@ -36,7 +36,9 @@ def _fail(message: str) -> typer.Exit:
 def _runtime(settings: Settings) -> AgentRuntime:
     from memento_mcp.memory import open_memory
 
-    return AgentRuntime(settings, open_memory(settings), warm_start=True, log_dir=settings.home / "logs")
+    return AgentRuntime(
+        settings, open_memory(settings), warm_start=True, log_dir=settings.home / "logs"
+    )
 
 
 def read_questions(path: Path) -> list[dict[str, str]]:
@@ -64,23 +66,29 @@ def _print_result(result: SolveResult) -> None:
         table = Table("cycle", "subtask", "tool", "result", title="tool calls", show_lines=False)
         for step in result.steps:
             style = "red" if step.is_error else ""
-            table.add_row(str(step.cycle), str(step.subtask), step.tool, Text(step.result[:120], style=style))
+            table.add_row(
+                str(step.cycle), str(step.subtask), step.tool, Text(step.result[:120], style=style)
+            )
         console.print(table)
     colour = {"answered": "green", "best_effort": "yellow", "failed": "red"}[result.status]
-    console.print(f"[bold]status:[/bold] [{colour}]{result.status}[/{colour}]"
-                  + (f"  ({result.error})" if result.error else ""))
+    console.print(
+        f"[bold]status:[/bold] [{colour}]{result.status}[/{colour}]"
+        + (f"  ({result.error})" if result.error else "")
+    )
     console.print(f"[bold]answer:[/bold] {result.answer}")
     u = result.usage
-    console.print(f"[dim]request_id {result.request_id} · case {result.case_id} · {u.llm_calls} LLM calls, "
-                  f"{u.tool_calls} tool calls, {u.prompt_tokens}+{u.completion_tokens} tokens, "
-                  f"{u.wall_s:.1f}s · report the outcome: memento-mcp record / record_outcome[/dim]")
+    console.print(
+        f"[dim]request_id {result.request_id} · case {result.case_id} · {u.llm_calls} LLM calls, "
+        f"{u.tool_calls} tool calls, {u.prompt_tokens}+{u.completion_tokens} tokens, "
+        f"{u.wall_s:.1f}s · report the outcome: memento-mcp record / record_outcome[/dim]"
+    )
 
 
 def solve(
     task: Annotated[str, typer.Argument(help="The task to solve")],
-    namespace: Annotated[Optional[str], typer.Option(help="Case bank namespace")] = None,
+    namespace: Annotated[str | None, typer.Option(help="Case bank namespace")] = None,
     max_cycles: Annotated[int, typer.Option(min=1, max=10, help="Planning cycles at most")] = 3,
-    expected: Annotated[Optional[str], typer.Option(help="Ground truth; scores the run")] = None,
+    expected: Annotated[str | None, typer.Option(help="Ground truth; scores the run")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the SolveResult as JSON")] = False,
 ) -> None:
     """Solve a task with the planner-executor agent and child tool servers, showing progress."""
@@ -89,14 +97,22 @@ def solve(
     started = time.perf_counter()
 
     async def run() -> SolveResult:
-        with Live(Text("starting tool servers…"), console=errors, transient=True, refresh_per_second=8) as live:
+        with Live(
+            Text("starting tool servers…"), console=errors, transient=True, refresh_per_second=8
+        ) as live:
+
             async def progress(value: float, total: float | None, message: str) -> None:
                 lines.append(f"{time.perf_counter() - started:6.1f}s  {message}")
                 live.update(Text("\n".join(lines)))
 
             async with _runtime(settings) as agent:
-                return await agent.solve(task, namespace=namespace, max_cycles=max_cycles,
-                                         expected_answer=expected, on_progress=progress)
+                return await agent.solve(
+                    task,
+                    namespace=namespace,
+                    max_cycles=max_cycles,
+                    expected_answer=expected,
+                    on_progress=progress,
+                )
 
     try:
         result = anyio.run(run)
@@ -111,12 +127,16 @@ def solve(
 
 
 def eval_(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSONL: question, ground_truth")],
-    namespace: Annotated[Optional[str], typer.Option(help="Case bank namespace")] = None,
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="JSONL: question, ground_truth")
+    ],
+    namespace: Annotated[str | None, typer.Option(help="Case bank namespace")] = None,
     max_cycles: Annotated[int, typer.Option(min=1, max=10)] = 3,
-    limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N questions")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N questions")] = None,
     window: Annotated[int, typer.Option(min=1, help="Questions in the moving accuracy")] = 20,
-    output: Annotated[Optional[Path], typer.Option(help="Write one JSON result per question here")] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Write one JSON result per question here")
+    ] = None,
 ) -> None:
     """Run a Memento-format QA file through solve_task with expected_answer, printing accuracy
     over time (cumulative and moving) so the learning curve is visible."""
@@ -128,19 +148,34 @@ def eval_(
         recent: deque[float] = deque(maxlen=window)
         async with _runtime(settings) as agent:
             for index, item in enumerate(items, start=1):
-                result = await agent.solve(item["question"], namespace=namespace, max_cycles=max_cycles,
-                                           expected_answer=item["ground_truth"])
+                result = await agent.solve(
+                    item["question"],
+                    namespace=namespace,
+                    max_cycles=max_cycles,
+                    expected_answer=item["ground_truth"],
+                )
                 reward = result.judgement.reward if result.judgement else 0.0
                 recent.append(reward)
-                rows.append({"index": index, "question": item["question"], "ground_truth": item["ground_truth"],
-                             "answer": result.answer, "status": result.status, "reward": reward,
-                             "request_id": result.request_id, "case_id": result.case_id,
-                             "wall_s": round(result.usage.wall_s, 2)})
+                rows.append(
+                    {
+                        "index": index,
+                        "question": item["question"],
+                        "ground_truth": item["ground_truth"],
+                        "answer": result.answer,
+                        "status": result.status,
+                        "reward": reward,
+                        "request_id": result.request_id,
+                        "case_id": result.case_id,
+                        "wall_s": round(result.usage.wall_s, 2),
+                    }
+                )
                 accuracy = sum(r["reward"] for r in rows) / len(rows)
                 mark = "[green]✓[/green]" if reward >= 1.0 else "[red]✗[/red]"
-                console.print(f"[{index}/{len(items)}] {mark} acc={accuracy:.3f} "
-                              f"last{len(recent)}={sum(recent) / len(recent):.3f}  "
-                              f"{result.status:<11} {result.answer[:60]!r}")
+                console.print(
+                    f"[{index}/{len(items)}] {mark} acc={accuracy:.3f} "
+                    f"last{len(recent)}={sum(recent) / len(recent):.3f}  "
+                    f"{result.status:<11} {result.answer[:60]!r}"
+                )
                 if output is not None:
                     with output.open("a", encoding="utf-8") as sink:
                         sink.write(json.dumps(rows[-1], ensure_ascii=False) + "\n")

@@ -89,9 +89,16 @@ async def run_subtask(
     """Run one plan item to a plain-text result, or stop at the step limit."""
     messages: list[dict[str, Any]] = [
         {"role": "system", "content": prompts.render("executor", max_steps=max_steps)},
-        {"role": "user", "content": prompts.render(
-            "executor_user", task=task, history=history or "(none yet)",
-            subtask_id=item.id, subtask=item.description)},
+        {
+            "role": "user",
+            "content": prompts.render(
+                "executor_user",
+                task=task,
+                history=history or "(none yet)",
+                subtask_id=item.id,
+                subtask=item.description,
+            ),
+        },
     ]
     specs = tools.openai_tools()
     rounds = 0
@@ -104,20 +111,33 @@ async def run_subtask(
         usage.add_reply(reply)
         text = (reply.content or "").strip()
         if not reply.tool_calls:
-            return SubtaskResult(cycle=cycle, id=item.id, description=item.description,
-                                 status="done" if text else "error",
-                                 result=text or "(the executor replied with nothing)",
-                                 tool_calls=_calls(steps, cycle, item))
+            return SubtaskResult(
+                cycle=cycle,
+                id=item.id,
+                description=item.description,
+                status="done" if text else "error",
+                result=text or "(the executor replied with nothing)",
+                tool_calls=_calls(steps, cycle, item),
+            )
         if offer is None:
-            return SubtaskResult(cycle=cycle, id=item.id, description=item.description,
-                                 status="step_limit", result=_limit_note(max_steps, last_output),
-                                 tool_calls=_calls(steps, cycle, item))
+            return SubtaskResult(
+                cycle=cycle,
+                id=item.id,
+                description=item.description,
+                status="step_limit",
+                result=_limit_note(max_steps, last_output),
+                tool_calls=_calls(steps, cycle, item),
+            )
         rounds += 1
         messages.append(reply.assistant_message())
         for index, call in enumerate(reply.tool_calls):
             args = _arguments(call)
             if index >= MAX_CALLS_PER_ROUND:
-                outcome = ToolOutcome(f"Error: not run; at most {MAX_CALLS_PER_ROUND} tool calls per reply.", True, 0.0)
+                outcome = ToolOutcome(
+                    f"Error: not run; at most {MAX_CALLS_PER_ROUND} tool calls per reply.",
+                    True,
+                    0.0,
+                )
             elif isinstance(args, str):
                 outcome = ToolOutcome(f"Error: {args}", True, 0.0)
             else:
@@ -129,10 +149,15 @@ async def run_subtask(
                 content = f"Error: {content}"
             messages.append({"role": "tool", "tool_call_id": call.id, "content": content})
             last_output = content
-            step = ToolStep(cycle=cycle, subtask=item.id, tool=call.name,
-                            arguments=args if isinstance(args, dict) else call.arguments,
-                            result=short(outcome.text), is_error=outcome.is_error,
-                            elapsed_s=round(outcome.elapsed_s, 4))
+            step = ToolStep(
+                cycle=cycle,
+                subtask=item.id,
+                tool=call.name,
+                arguments=args if isinstance(args, dict) else call.arguments,
+                result=short(outcome.text),
+                is_error=outcome.is_error,
+                elapsed_s=round(outcome.elapsed_s, 4),
+            )
             steps.append(step)
             if on_step is not None:
                 await on_step(step)
@@ -143,5 +168,7 @@ def _calls(steps: list[ToolStep], cycle: int, item: PlanItem) -> int:
 
 
 def _limit_note(max_steps: int, last_text: str) -> str:
-    return (f"Stopped at the limit of {max_steps} tool rounds without a result. "
-            f"Last tool output: {short(last_text, 300) or '(none)'}")
+    return (
+        f"Stopped at the limit of {max_steps} tool rounds without a result. "
+        f"Last tool output: {short(last_text, 300) or '(none)'}"
+    )

@@ -44,8 +44,11 @@ async def judge(
         return Judgement(reward=0.0, method="exact_match")
     messages = [
         {"role": "system", "content": prompts.render("judge")},
-        {"role": "user", "content": f"Question: {task}\nExpected answer: "
-         f"{' | '.join(alternatives(expected))}\nCandidate answer: {answer}"},
+        {
+            "role": "user",
+            "content": f"Question: {task}\nExpected answer: "
+            f"{' | '.join(alternatives(expected))}\nCandidate answer: {answer}",
+        },
     ]
     reply = await llm.complete(messages, json_reply=True)
     if usage is not None:

@@ -66,7 +66,11 @@ class Reply:
         message: dict[str, Any] = {"role": "assistant", "content": self.content or ""}
         if self.tool_calls:
             message["tool_calls"] = [
-                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments},
+                }
                 for c in self.tool_calls
             ]
         return message
@@ -147,7 +151,11 @@ class OpenAILLM:
         json_reply: bool = False,
         max_tokens: int | None = None,
     ) -> Reply:
-        kwargs: dict[str, Any] = {"model": self.model, "messages": messages, "timeout": self.timeout_s}
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "timeout": self.timeout_s,
+        }
         if tools:
             kwargs["tools"] = tools
         if self.temperature is not None:
@@ -186,19 +194,27 @@ class OpenAILLM:
                     f"Model {self.model!r} or endpoint {self.client.base_url} not found: {_message(exc)}. "
                     "Check MEMENTO_PLANNER_MODEL / MEMENTO_EXECUTOR_MODEL and MEMENTO_LLM_BASE_URL."
                 ) from exc
-            except (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError) as exc:
+            except (
+                openai.RateLimitError,
+                openai.InternalServerError,
+                openai.APIConnectionError,
+            ) as exc:
                 if attempt + 1 >= self.retry.attempts:
                     if isinstance(exc, openai.RateLimitError):
                         raise LLMRateLimited(
                             f"{self.model} answered 429 (rate limited) {attempt + 1} times; retry later."
                         ) from exc
-                    raise LLMError(f"{self.model} failed after {attempt + 1} attempts: {_message(exc)}") from exc
+                    raise LLMError(
+                        f"{self.model} failed after {attempt + 1} attempts: {_message(exc)}"
+                    ) from exc
                 after = _retry_after(exc) if isinstance(exc, openai.APIStatusError) else None
                 await anyio.sleep(self.retry.delay(attempt, after))
                 attempt += 1
                 continue
             except openai.APIStatusError as exc:
-                raise LLMError(f"{self.model} failed with HTTP {exc.status_code}: {_message(exc)}") from exc
+                raise LLMError(
+                    f"{self.model} failed with HTTP {exc.status_code}: {_message(exc)}"
+                ) from exc
             except openai.OpenAIError as exc:
                 raise LLMError(f"{self.model} failed: {exc}") from exc
             return _reply_of(response, self.model, time.perf_counter() - started)
@@ -218,22 +234,30 @@ def _reply_of(response: Any, model: str, latency: float) -> Reply:
         raise LLMBadReply(f"{model} returned no choices")
     message = response.choices[0].message
     calls = [
-        ToolCall(id=c.id or f"call_{i}", name=c.function.name, arguments=c.function.arguments or "{}")
+        ToolCall(
+            id=c.id or f"call_{i}", name=c.function.name, arguments=c.function.arguments or "{}"
+        )
         for i, c in enumerate(message.tool_calls or [])
         if getattr(c, "function", None) is not None
     ]
     usage = Usage()
     if response.usage is not None:
         usage = Usage(response.usage.prompt_tokens or 0, response.usage.completion_tokens or 0)
-    return Reply(content=message.content, tool_calls=calls, usage=usage, latency_s=latency, model=model)
+    return Reply(
+        content=message.content, tool_calls=calls, usage=usage, latency_s=latency, model=model
+    )
 
 
-def make_client(*, base_url: str | None, api_key: str | None, timeout_s: float = 120.0) -> openai.AsyncOpenAI:
+def make_client(
+    *, base_url: str | None, api_key: str | None, timeout_s: float = 120.0
+) -> openai.AsyncOpenAI:
     if not base_url and not api_key:
         raise ConfigError(NO_BACKEND_HELP)
     # Local servers (Ollama, llama.cpp, vLLM, LM Studio) accept any key; openai insists on one.
     # max_retries=0: OpenAILLM owns retries so that their count and backoff are ours to bound.
-    return openai.AsyncOpenAI(base_url=base_url, api_key=api_key or "not-needed", timeout=timeout_s, max_retries=0)
+    return openai.AsyncOpenAI(
+        base_url=base_url, api_key=api_key or "not-needed", timeout=timeout_s, max_retries=0
+    )
 
 
 @dataclass
@@ -251,7 +275,9 @@ class Backends:
                 await close()
 
 
-def backends_from_settings(settings: Any, *, timeout_s: float = 120.0, retry: RetryPolicy | None = None) -> Backends:
+def backends_from_settings(
+    settings: Any, *, timeout_s: float = 120.0, retry: RetryPolicy | None = None
+) -> Backends:
     """Build the two models from Settings; raises ConfigError with set-up help when none is configured."""
     base_url = getattr(settings, "llm_base_url", None)
     api_key = getattr(settings, "llm_api_key", None)
@@ -261,9 +287,15 @@ def backends_from_settings(settings: Any, *, timeout_s: float = 120.0, retry: Re
         raise ConfigError(NO_BACKEND_HELP)
     client = make_client(base_url=base_url, api_key=api_key, timeout_s=timeout_s)
     planner = OpenAILLM(planner_model, client=client, timeout_s=timeout_s, retry=retry)
-    executor = OpenAILLM(executor_model or planner_model, client=client, timeout_s=timeout_s, retry=retry)
+    executor = OpenAILLM(
+        executor_model or planner_model, client=client, timeout_s=timeout_s, retry=retry
+    )
     judge_model = getattr(settings, "judge_model", None)
-    judge = OpenAILLM(judge_model, client=client, timeout_s=timeout_s, retry=retry) if judge_model else None
+    judge = (
+        OpenAILLM(judge_model, client=client, timeout_s=timeout_s, retry=retry)
+        if judge_model
+        else None
+    )
     return Backends(planner=planner, executor=executor, judge=judge)
 
 

@@ -27,7 +27,13 @@ from memento_mcp.agent.judge import judge
 from memento_mcp.agent.llm import LLM, parse_json_object
 from memento_mcp.agent.planner import decide, render_history
 from memento_mcp.agent.steps import (
-    PlanItem, SolveResult, SubtaskResult, ToolStep, Usage, plan_json, short,
+    PlanItem,
+    SolveResult,
+    SubtaskResult,
+    ToolStep,
+    Usage,
+    plan_json,
+    short,
 )
 from memento_mcp.errors import LLMError
 from memento_mcp.models import CaseHit, RetrieveResult
@@ -40,9 +46,17 @@ class MemoryLike(Protocol):
 
     def retrieve(self, query: str, k: int = 4, namespace: str | None = None) -> Any: ...
 
-    def store_trajectory(self, *, request_id: str, task: str, plan: str, answer: str,
-                         trajectory: list[dict[str, Any]], namespace: str | None = None,
-                         metadata: dict[str, Any] | None = None) -> Any: ...
+    def store_trajectory(
+        self,
+        *,
+        request_id: str,
+        task: str,
+        plan: str,
+        answer: str,
+        trajectory: list[dict[str, Any]],
+        namespace: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Any: ...
 
     def record_outcome(self, **kwargs: Any) -> Any: ...
 
@@ -103,8 +117,14 @@ async def solve(
     negative: list[CaseHit] = []
     request_id: str | None = None
     if memory is not None:
-        retrieved: RetrieveResult = await _call(usage, memory.retrieve, task, k=limits.k, namespace=namespace)
-        positive, negative, request_id = retrieved.positive, retrieved.negative, retrieved.request_id
+        retrieved: RetrieveResult = await _call(
+            usage, memory.retrieve, task, k=limits.k, namespace=namespace
+        )
+        positive, negative, request_id = (
+            retrieved.positive,
+            retrieved.negative,
+            retrieved.request_id,
+        )
         await progress(f"retrieved {len(positive)} positive and {len(negative)} negative cases")
     cases_used = [h.case_id for h in sorted(positive + negative, key=lambda h: h.rank)]
 
@@ -127,9 +147,16 @@ async def solve(
             for cycle in range(1, limits.max_cycles + 1):
                 await progress(f"planning cycle {cycle}")
                 decision = await decide(
-                    planner, task=task, positive=positive, negative=negative, history=subtasks,
-                    tools_catalog=tools.catalog(), usage=usage, max_subtasks=limits.max_subtasks,
-                    last_cycle=cycle == limits.max_cycles)
+                    planner,
+                    task=task,
+                    positive=positive,
+                    negative=negative,
+                    history=subtasks,
+                    tools_catalog=tools.catalog(),
+                    usage=usage,
+                    max_subtasks=limits.max_subtasks,
+                    last_cycle=cycle == limits.max_cycles,
+                )
                 if decision.final_answer is not None:
                     answer, status = decision.final_answer, "answered"
                     break
@@ -137,18 +164,38 @@ async def solve(
                 cycles, plan = cycle, decision.plan
                 for item in plan:
                     current = item
-                    await progress(f"cycle {cycle} subtask {item.id}: {short(item.description, 80)}")
-                    subtasks.append(await run_subtask(
-                        executor, tools, task=task, item=item, history=render_history(subtasks),
-                        cycle=cycle, usage=usage, steps=steps, max_steps=limits.max_steps,
-                        context_chars=limits.context_chars, on_step=on_step))
+                    await progress(
+                        f"cycle {cycle} subtask {item.id}: {short(item.description, 80)}"
+                    )
+                    subtasks.append(
+                        await run_subtask(
+                            executor,
+                            tools,
+                            task=task,
+                            item=item,
+                            history=render_history(subtasks),
+                            cycle=cycle,
+                            usage=usage,
+                            steps=steps,
+                            max_steps=limits.max_steps,
+                            context_chars=limits.context_chars,
+                            on_step=on_step,
+                        )
+                    )
                     current = None
         except LLMError as exc:
             llm_failed, error = True, f"{type(exc).__name__}: {exc}"
     if deadline.cancelled_caught:
         if current is not None:
-            subtasks.append(SubtaskResult(cycle=cycles, id=current.id, description=current.description,
-                                          status="deadline", result="interrupted by the deadline"))
+            subtasks.append(
+                SubtaskResult(
+                    cycle=cycles,
+                    id=current.id,
+                    description=current.description,
+                    status="deadline",
+                    result="interrupted by the deadline",
+                )
+            )
         error = f"the deadline of {limits.deadline_s:g}s ran out"
     elif answer is None and error is None:
         error = f"no final answer after {limits.max_cycles} planning cycles"
@@ -163,20 +210,39 @@ async def solve(
             error = f"{error}; the final answer call failed: {type(exc).__name__}: {exc}"
 
     result = SolveResult(
-        answer=answer or "", status=status if answer else "failed", plan=plan, steps=steps,
-        subtasks=subtasks, cases_used=cases_used, request_id=request_id, cycles=cycles, error=error)
+        answer=answer or "",
+        status=status if answer else "failed",
+        plan=plan,
+        steps=steps,
+        subtasks=subtasks,
+        cases_used=cases_used,
+        request_id=request_id,
+        cycles=cycles,
+        error=error,
+    )
     if memory is not None and answer and request_id is not None:
         result.case_id = await _call(
-            usage, memory.store_trajectory, request_id=request_id, task=task,
-            plan=plan_json(plan) if plan else answer, answer=answer, trajectory=result.trajectory(),
-            namespace=namespace, metadata={"source": "solve_task", "status": result.status, "cycles": cycles})
+            usage,
+            memory.store_trajectory,
+            request_id=request_id,
+            task=task,
+            plan=plan_json(plan) if plan else answer,
+            answer=answer,
+            trajectory=result.trajectory(),
+            namespace=namespace,
+            metadata={"source": "solve_task", "status": result.status, "cycles": cycles},
+        )
     if expected_answer is not None and answer:
         try:
-            result.judgement = await judge(task, answer, expected_answer, llm=judge_llm, usage=usage)
+            result.judgement = await judge(
+                task, answer, expected_answer, llm=judge_llm, usage=usage
+            )
         except LLMError as exc:
             result.error = f"{result.error or ''} judge failed: {exc}".strip()
         if result.judgement is not None and memory is not None and request_id is not None:
-            await _call(usage, memory.record_outcome, request_id=request_id, reward=result.judgement.reward)
+            await _call(
+                usage, memory.record_outcome, request_id=request_id, reward=result.judgement.reward
+            )
     if request_id is None:
         result.request_id = f"solve-{uuid.uuid4().hex}"
     await progress(f"done: {result.status}")

@@ -85,18 +85,30 @@ async def decide(
     """Ask for a plan or the final answer; one corrective retry on a malformed reply."""
     if history:
         history_text = "Results of the subtasks executed so far:\n" + render_history(history)
-        instruction = ("Reply with the final answer if these results answer the task, otherwise with "
-                       "a new plan for the remaining work.")
+        instruction = (
+            "Reply with the final answer if these results answer the task, otherwise with "
+            "a new plan for the remaining work."
+        )
         if last_cycle:
             instruction += " This is the last planning cycle that will be executed."
     else:
         history_text = ""
         instruction = "Reply with a plan, or with the final answer if no tools are needed."
     messages: list[dict[str, Any]] = [
-        {"role": "system", "content": prompts.render("planner", tools=tools_catalog, max_subtasks=max_subtasks)},
-        {"role": "user", "content": prompts.render(
-            "planner_user", task=task, cases=prompts.render_cases(positive, negative),
-            history=history_text, instruction=instruction)},
+        {
+            "role": "system",
+            "content": prompts.render("planner", tools=tools_catalog, max_subtasks=max_subtasks),
+        },
+        {
+            "role": "user",
+            "content": prompts.render(
+                "planner_user",
+                task=task,
+                cases=prompts.render_cases(positive, negative),
+                history=history_text,
+                instruction=instruction,
+            ),
+        },
     ]
     reply = await _ask(llm, messages, usage)
     try:
@@ -104,16 +116,23 @@ async def decide(
     except ValueError as exc:
         first = str(exc)
         messages.append(reply.assistant_message())
-        messages.append({"role": "user", "content": (
-            f"Your reply could not be used: {first}. Reply again with one JSON object and nothing "
-            f"else: {CONTRACT}")})
+        messages.append(
+            {
+                "role": "user",
+                "content": (
+                    f"Your reply could not be used: {first}. Reply again with one JSON object and nothing "
+                    f"else: {CONTRACT}"
+                ),
+            }
+        )
     reply = await _ask(llm, messages, usage)
     try:
         return parse_decision(reply.content, max_subtasks=max_subtasks)
     except ValueError as second:
         raise LLMBadReply(
             f"The planner broke the JSON contract twice ({first}; then {second}). "
-            f"Last reply began: {(reply.content or '')[:200]!r}") from second
+            f"Last reply began: {(reply.content or '')[:200]!r}"
+        ) from second
 
 
 async def _ask(llm: LLM, messages: list[dict[str, Any]], usage: Usage) -> Reply:

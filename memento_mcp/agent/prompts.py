@@ -29,7 +29,9 @@ def render(name: str, **values: Any) -> str:
 
 def _defang(text: str, limit: int = CASE_FIELD_CHARS) -> str:
     """Keep a case from closing its own fence or growing the prompt without bound."""
-    text = text.replace("<untrusted-case", "<untrusted_case").replace("</untrusted-case", "</untrusted_case")
+    text = text.replace("<untrusted-case", "<untrusted_case").replace(
+        "</untrusted-case", "</untrusted_case"
+    )
     return text if len(text) <= limit else f"{text[:limit]} [... cut]"
 
 

@@ -13,14 +13,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import anyio
 
 from memento_mcp.agent.llm import LLM, NO_BACKEND_HELP, Backends, backends_from_settings
 from memento_mcp.agent.loop import Limits, MemoryLike, ProgressCallback, solve
 from memento_mcp.agent.sampling import (
-    SamplingBridge, SamplingLLM, client_offers_sampling, is_modern, legacy_sender,
+    SamplingBridge,
+    SamplingLLM,
+    client_offers_sampling,
+    is_modern,
+    legacy_sender,
 )
 from memento_mcp.agent.steps import SolveResult
 from memento_mcp.agent.toolhub import ToolHub, load_config
@@ -52,7 +56,7 @@ class AgentRuntime:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._bridge: SamplingBridge | None = None
 
-    async def __aenter__(self) -> AgentRuntime:
+    async def __aenter__(self) -> Self:
         # Background work runs in plain asyncio tasks, not an anyio task group: a lifespan's exit
         # order is not ours to choose, and a task group entered here would have to exit here.
         self._bridge = SamplingBridge(self._spawn)
@@ -86,10 +90,15 @@ class AgentRuntime:
         """The child-server pool, started once (the first caller waits for the children)."""
         async with self._hub_lock:
             if self._hub is None:
-                source = self._tools_config if self._tools_config is not None else \
-                    getattr(self.settings, "mcp_servers", None)
+                source = (
+                    self._tools_config
+                    if self._tools_config is not None
+                    else getattr(self.settings, "mcp_servers", None)
+                )
                 hub = ToolHub(load_config(source), log_dir=self.log_dir)
-                with anyio.CancelScope(shield=True):  # a cancelled caller must not leave half a pool
+                with anyio.CancelScope(
+                    shield=True
+                ):  # a cancelled caller must not leave half a pool
                     await hub.start()
                 self._hub = hub
             return self._hub
@@ -125,9 +134,17 @@ class AgentRuntime:
         hub = await self.tools()
         hub.require_tools()
         return await solve(
-            task, planner=planner, executor=executor, tools=hub, memory=self.memory,
-            namespace=namespace, limits=limits, expected_answer=expected_answer,
-            judge_llm=backends.judge if backends else None, on_progress=on_progress)
+            task,
+            planner=planner,
+            executor=executor,
+            tools=hub,
+            memory=self.memory,
+            namespace=namespace,
+            limits=limits,
+            expected_answer=expected_answer,
+            judge_llm=backends.judge if backends else None,
+            on_progress=on_progress,
+        )
 
     async def solve_tool(
         self,
@@ -146,18 +163,25 @@ class AgentRuntime:
         async def progress(value: float, total: float | None, message: str) -> None:
             await ctx.report_progress(progress=value, total=total, message=message)
 
-        kwargs: dict[str, Any] = dict(namespace=namespace, max_cycles=max_cycles, expected_answer=expected_answer)
+        kwargs: dict[str, Any] = {
+            "namespace": namespace,
+            "max_cycles": max_cycles,
+            "expected_answer": expected_answer,
+        }
         if self.backends() is not None:
             return await self.solve(task, on_progress=progress, **kwargs)
         if client_offers_sampling(ctx) and not client_offers_sampling(ctx, tools=True):
             raise ConfigError(
                 "This client offers MCP sampling but without tool use (sampling.tools), which the "
-                "executor needs to call tools. " + NO_BACKEND_HELP)
+                "executor needs to call tools. " + NO_BACKEND_HELP
+            )
         if ctx.request_state is not None or (client_offers_sampling(ctx) and is_modern(ctx)):
             assert self._bridge is not None, "AgentRuntime used outside its context"
 
             async def start(llm: SamplingLLM, bridge_progress: ProgressCallback) -> SolveResult:
-                return await self.solve(task, planner=llm, executor=llm, on_progress=bridge_progress, **kwargs)
+                return await self.solve(
+                    task, planner=llm, executor=llm, on_progress=bridge_progress, **kwargs
+                )
 
             return await self._bridge.round(ctx, start)
         if client_offers_sampling(ctx):

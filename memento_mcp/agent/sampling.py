@@ -42,19 +42,27 @@ Sender = Callable[[mt.CreateMessageRequestParams], Awaitable[Any]]
 def to_sampling_params(
     messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, max_tokens: int
 ) -> mt.CreateMessageRequestParams:
-    system = "\n\n".join(m["content"] for m in messages if m["role"] == "system" and m.get("content"))
+    system = "\n\n".join(
+        m["content"] for m in messages if m["role"] == "system" and m.get("content")
+    )
     out: list[mt.SamplingMessage] = []
     for message in messages:
         role = message["role"]
         if role == "system":
             continue
         if role == "tool":
-            block = mt.ToolResultContent(tool_use_id=message["tool_call_id"],
-                                         content=[mt.TextContent(type="text", text=message.get("content") or "")],
-                                         is_error=(message.get("content") or "").startswith("Error"))
+            block = mt.ToolResultContent(
+                tool_use_id=message["tool_call_id"],
+                content=[mt.TextContent(type="text", text=message.get("content") or "")],
+                is_error=(message.get("content") or "").startswith("Error"),
+            )
             previous = out[-1] if out else None
-            if previous is not None and previous.role == "user" and isinstance(previous.content, list) \
-                    and all(isinstance(b, mt.ToolResultContent) for b in previous.content):
+            if (
+                previous is not None
+                and previous.role == "user"
+                and isinstance(previous.content, list)
+                and all(isinstance(b, mt.ToolResultContent) for b in previous.content)
+            ):
                 previous.content.append(block)
             else:
                 out.append(mt.SamplingMessage(role="user", content=[block]))
@@ -67,18 +75,30 @@ def to_sampling_params(
                 arguments = json.loads(call["function"]["arguments"] or "{}")
             except json.JSONDecodeError:
                 arguments = {"_raw": call["function"]["arguments"]}
-            blocks.append(mt.ToolUseContent(id=call["id"], name=call["function"]["name"], input=arguments))
+            blocks.append(
+                mt.ToolUseContent(id=call["id"], name=call["function"]["name"], input=arguments)
+            )
         if not blocks:
             blocks.append(mt.TextContent(type="text", text=""))
-        out.append(mt.SamplingMessage(role="assistant" if role == "assistant" else "user",
-                                      content=blocks[0] if len(blocks) == 1 else blocks))
+        out.append(
+            mt.SamplingMessage(
+                role="assistant" if role == "assistant" else "user",
+                content=blocks[0] if len(blocks) == 1 else blocks,
+            )
+        )
     sampling_tools = None
     if tools:
-        sampling_tools = [mt.Tool(name=t["function"]["name"], description=t["function"].get("description"),
-                                  input_schema=t["function"].get("parameters") or {"type": "object"})
-                          for t in tools]
-    return mt.CreateMessageRequestParams(messages=out, system_prompt=system or None, max_tokens=max_tokens,
-                                         tools=sampling_tools)
+        sampling_tools = [
+            mt.Tool(
+                name=t["function"]["name"],
+                description=t["function"].get("description"),
+                input_schema=t["function"].get("parameters") or {"type": "object"},
+            )
+            for t in tools
+        ]
+    return mt.CreateMessageRequestParams(
+        messages=out, system_prompt=system or None, max_tokens=max_tokens, tools=sampling_tools
+    )
 
 
 def reply_of(result: Any, latency_s: float) -> Reply:
@@ -92,10 +112,18 @@ def reply_of(result: Any, latency_s: float) -> Reply:
         raise LLMBadReply(f"The client answered the sampling request with {type(result).__name__}")
     blocks = content if isinstance(content, list) else [content]
     texts = [b.text for b in blocks if isinstance(b, mt.TextContent)]
-    calls = [ToolCall(id=b.id, name=b.name, arguments=json.dumps(b.input)) for b in blocks
-             if isinstance(b, mt.ToolUseContent)]
-    return Reply(content="\n".join(texts) if texts else None, tool_calls=calls, usage=Usage(),
-                 latency_s=latency_s, model=getattr(result, "model", "sampling"))
+    calls = [
+        ToolCall(id=b.id, name=b.name, arguments=json.dumps(b.input))
+        for b in blocks
+        if isinstance(b, mt.ToolUseContent)
+    ]
+    return Reply(
+        content="\n".join(texts) if texts else None,
+        tool_calls=calls,
+        usage=Usage(),
+        latency_s=latency_s,
+        model=getattr(result, "model", "sampling"),
+    )
 
 
 class SamplingLLM:
@@ -121,10 +149,12 @@ class SamplingLLM:
             with anyio.fail_after(self.timeout_s):
                 result = await self.send(params)
         except TimeoutError as exc:
-            raise LLMTimeout(f"The client's model gave no reply within {self.timeout_s:g}s") from exc
+            raise LLMTimeout(
+                f"The client's model gave no reply within {self.timeout_s:g}s"
+            ) from exc
         except LLMError:
             raise
-        except Exception as exc:  # the client refused or failed the request: the model's fault, as data
+        except Exception as exc:
             raise LLMError(f"The client's sampling request failed: {exc}") from exc
         return reply_of(result, time.perf_counter() - started)
 
@@ -133,7 +163,7 @@ def client_offers_sampling(ctx: Any, *, tools: bool = False) -> bool:
     """Did the caller declare the sampling capability (with tool use, when `tools`)?"""
     try:
         capabilities = ctx.session.client_capabilities
-    except Exception:
+    except Exception:  # noqa: BLE001 - no session (outside a request) means no sampling
         return False
     sampling = capabilities.sampling if capabilities is not None else None
     if sampling is None:
@@ -150,7 +180,9 @@ def legacy_sender(ctx: Any) -> Sender:
     """2025-11-25: a server-initiated sampling/createMessage on the open session."""
 
     async def send(params: mt.CreateMessageRequestParams) -> Any:
-        kwargs = params.model_dump(exclude_none=True, exclude={"messages", "method", "meta", "task"})
+        kwargs = params.model_dump(
+            exclude_none=True, exclude={"messages", "method", "meta", "task"}
+        )
         kwargs["messages"] = params.messages
         with warnings.catch_warnings():  # legacy on purpose: this is the 2025-11-25 path
             warnings.simplefilter("ignore", MCPDeprecationWarning)
@@ -204,8 +236,10 @@ class SamplingBridge:
             run.ctx = ctx
             await run.replies[0].send(responses[self.KEY])
         elif run_id and run_id not in self.runs:
-            raise LLMError("This solve_task run is no longer known to the server (it timed out or the "
-                           "server restarted); call solve_task again.")
+            raise LLMError(
+                "This solve_task run is no longer known to the server (it timed out or the "
+                "server restarted); call solve_task again."
+            )
         else:
             run = self._start(start)
             run.ctx = ctx
@@ -223,8 +257,8 @@ class SamplingBridge:
             with anyio.move_on_after(2):
                 try:
                     await run.ctx.report_progress(progress=value, total=total, message=message)
-                except Exception:
-                    pass  # the round's request is gone; progress is best effort
+                except Exception:  # noqa: BLE001, S110 - the round's request is gone; progress is best effort
+                    pass
 
         async def send(params: mt.CreateMessageRequestParams) -> Any:
             await req_send.send(("llm", params))
@@ -234,9 +268,11 @@ class SamplingBridge:
         async def body() -> None:
             with run.cancel:
                 try:
-                    result = await start(SamplingLLM(send, timeout_s=self.idle_timeout_s + 5), progress)
+                    result = await start(
+                        SamplingLLM(send, timeout_s=self.idle_timeout_s + 5), progress
+                    )
                     await req_send.send(("done", result))
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - handed to the round that is waiting, re-raised there
                     await req_send.send(("error", exc))
             self.runs.pop(run_id, None)
 
@@ -252,8 +288,12 @@ class SamplingBridge:
             raise
         if kind == "llm":
             return mt.InputRequiredResult(
-                result_type="input_required", request_state=run.id,
-                input_requests={self.KEY: mt.CreateMessageRequest(method="sampling/createMessage", params=value)})
+                result_type="input_required",
+                request_state=run.id,
+                input_requests={
+                    self.KEY: mt.CreateMessageRequest(method="sampling/createMessage", params=value)
+                },
+            )
         self.runs.pop(run.id, None)
         if kind == "error":
             raise value

@@ -22,7 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import anyio
 import uvicorn
@@ -78,7 +78,9 @@ def slow(delay_s: float, turn: Turn) -> Turn:
 class Script:
     """Queues of turns keyed by model name ("*" serves any model); every request is recorded."""
 
-    def __init__(self, queues: dict[str, Iterable[TurnSource]], *, default: TurnSource | None = None) -> None:
+    def __init__(
+        self, queues: dict[str, Iterable[TurnSource]], *, default: TurnSource | None = None
+    ) -> None:
         self.queues: dict[str, deque[TurnSource]] = {k: deque(v) for k, v in queues.items()}
         self.default = default
         self.requests: list[dict[str, Any]] = []
@@ -110,8 +112,11 @@ def completion_body(script: Script, request: dict[str, Any], turn: Turn) -> dict
     message: dict[str, Any] = {"role": "assistant", "content": turn.content}
     if turn.tool_calls:
         message["tool_calls"] = [
-            {"id": script.call_id(), "type": "function",
-             "function": {"name": name, "arguments": json.dumps(args)}}
+            {
+                "id": script.call_id(),
+                "type": "function",
+                "function": {"name": name, "arguments": json.dumps(args)},
+            }
             for name, args in turn.tool_calls
         ]
     prompt, completion = _tokens(request.get("messages", [])), _tokens(message)
@@ -120,10 +125,18 @@ def completion_body(script: Script, request: dict[str, Any], turn: Turn) -> dict
         "object": "chat.completion",
         "created": int(time.time()),
         "model": request.get("model", ""),
-        "choices": [{"index": 0, "message": message,
-                     "finish_reason": "tool_calls" if turn.tool_calls else "stop"}],
-        "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                  "total_tokens": prompt + completion},
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": "tool_calls" if turn.tool_calls else "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        },
     }
 
 
@@ -140,11 +153,15 @@ class ScriptedServer:
         self._sock.bind(("127.0.0.1", 0))
         self.port: int = self._sock.getsockname()[1]
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        app = Starlette(routes=[
-            Route("/v1/chat/completions", self._complete, methods=["POST"]),
-            Route("/v1/models", self._models, methods=["GET"]),
-        ])
-        config = uvicorn.Config(app, log_level="error", lifespan="off", timeout_graceful_shutdown=0.2)  # type: ignore[arg-type]
+        app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._complete, methods=["POST"]),
+                Route("/v1/models", self._models, methods=["GET"]),
+            ]
+        )
+        config = uvicorn.Config(
+            app, log_level="error", lifespan="off", timeout_graceful_shutdown=0.2
+        )  # type: ignore[arg-type]
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name="scripted-llm", daemon=True)
 
@@ -153,7 +170,9 @@ class ScriptedServer:
 
     async def _models(self, request: Request) -> JSONResponse:
         names = [m for m in self.script.queues if m != "*"]
-        return JSONResponse({"object": "list", "data": [{"id": m, "object": "model"} for m in names]})
+        return JSONResponse(
+            {"object": "list", "data": [{"id": m, "object": "model"} for m in names]}
+        )
 
     async def _complete(self, request: Request) -> JSONResponse:
         body = await request.json()
@@ -162,12 +181,14 @@ class ScriptedServer:
         if delay:
             await asyncio.sleep(delay)
         if turn.status != 200:
-            headers = {"retry-after": f"{turn.retry_after:g}"} if turn.retry_after is not None else None
+            headers = (
+                {"retry-after": f"{turn.retry_after:g}"} if turn.retry_after is not None else None
+            )
             error = {"error": {"message": turn.error, "type": "scripted", "code": turn.status}}
             return JSONResponse(error, status_code=turn.status, headers=headers)
         return JSONResponse(completion_body(self.script, body, turn))
 
-    def start(self) -> ScriptedServer:
+    def start(self) -> Self:
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self._server.started:
@@ -180,7 +201,7 @@ class ScriptedServer:
         self._server.should_exit = True
         self._thread.join(timeout=5)
 
-    def __enter__(self) -> ScriptedServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -224,7 +245,9 @@ class ScriptedLLM:
             for c in message.get("tool_calls", [])
         ]
         usage = Usage(body["usage"]["prompt_tokens"], body["usage"]["completion_tokens"])
-        return Reply(message["content"], tool_calls, usage, time.perf_counter() - started, self.model)
+        return Reply(
+            message["content"], tool_calls, usage, time.perf_counter() - started, self.model
+        )
 
 
 def sampling_handler(script: Script, model: str = "sampler") -> Callable[..., Any]:
@@ -241,11 +264,15 @@ def sampling_handler(script: Script, model: str = "sampler") -> Callable[..., An
             chat.append({"role": "system", "content": params.system_prompt})
         for message in params.messages:
             blocks = message.content if isinstance(message.content, list) else [message.content]
-            text = "\n".join(getattr(b, "text", "") or "" for b in blocks if getattr(b, "type", "") == "text")
+            text = "\n".join(
+                getattr(b, "text", "") or "" for b in blocks if getattr(b, "type", "") == "text"
+            )
             for block in blocks:
                 if getattr(block, "type", "") == "tool_result":
                     inner = "\n".join(getattr(c, "text", "") for c in block.content)
-                    chat.append({"role": "tool", "tool_call_id": block.tool_use_id, "content": inner})
+                    chat.append(
+                        {"role": "tool", "tool_call_id": block.tool_use_id, "content": inner}
+                    )
             if text or message.role == "assistant":
                 chat.append({"role": message.role, "content": text})
         request: dict[str, Any] = {"model": model, "messages": chat}
@@ -257,11 +284,18 @@ def sampling_handler(script: Script, model: str = "sampler") -> Callable[..., An
         if turn.status != 200:
             raise RuntimeError(f"scripted sampling failure {turn.status}: {turn.error}")
         if turn.tool_calls:
-            content: list[Any] = [mt.ToolUseContent(id=script.call_id(), name=name, input=args)
-                                  for name, args in turn.tool_calls]
-            return mt.CreateMessageResultWithTools(role="assistant", content=content, model=model,
-                                                   stop_reason="toolUse")
-        return mt.CreateMessageResult(role="assistant", model=model, stop_reason="endTurn",
-                                      content=mt.TextContent(type="text", text=turn.content or ""))
+            content: list[Any] = [
+                mt.ToolUseContent(id=script.call_id(), name=name, input=args)
+                for name, args in turn.tool_calls
+            ]
+            return mt.CreateMessageResultWithTools(
+                role="assistant", content=content, model=model, stop_reason="toolUse"
+            )
+        return mt.CreateMessageResult(
+            role="assistant",
+            model=model,
+            stop_reason="endTurn",
+            content=mt.TextContent(type="text", text=turn.content or ""),
+        )
 
     return handler

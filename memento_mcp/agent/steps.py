@@ -78,7 +78,9 @@ class SolveResult(BaseModel):
 
     answer: str
     status: Status
-    plan: list[PlanItem] = Field(default_factory=list, description="The last plan that was executed")
+    plan: list[PlanItem] = Field(
+        default_factory=list, description="The last plan that was executed"
+    )
     steps: list[ToolStep] = Field(default_factory=list)
     subtasks: list[SubtaskResult] = Field(default_factory=list)
     cases_used: list[int] = Field(default_factory=list, description="case_ids shown to the planner")

@@ -18,7 +18,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import anyio
 import mcp.types as mt
@@ -43,9 +43,14 @@ class HubTool:
     input_schema: dict[str, Any]
 
     def openai_spec(self) -> dict[str, Any]:
-        return {"type": "function", "function": {
-            "name": self.name, "description": self.description[:1024],
-            "parameters": self.input_schema or {"type": "object", "properties": {}}}}
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description[:1024],
+                "parameters": self.input_schema or {"type": "object", "properties": {}},
+            },
+        }
 
 
 @dataclass
@@ -87,7 +92,9 @@ def load_config(source: Path | str | dict[str, Any] | None) -> dict[str, Any]:
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigError(f"Cannot read the mcpServers file {path}: {exc}") from exc
     if not isinstance(config, dict) or not isinstance(config.get("mcpServers"), dict):
-        raise ConfigError('The tool server config must be a JSON object {"mcpServers": {name: {...}}}.')
+        raise ConfigError(
+            'The tool server config must be a JSON object {"mcpServers": {name: {...}}}.'
+        )
     return config
 
 
@@ -95,8 +102,12 @@ def result_text(result: mt.CallToolResult, max_chars: int = MAX_RESULT_CHARS) ->
     """Text or JSON for the model, never a Python repr; long results are cut with a note."""
     structured = result.structured_content
     if structured is not None and not result.is_error:
-        value = structured.get("result", structured) if list(structured) == ["result"] else structured
-        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+        value = (
+            structured.get("result", structured) if list(structured) == ["result"] else structured
+        )
+        text = (
+            value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+        )
     else:
         parts: list[str] = []
         for block in result.content:
@@ -106,7 +117,11 @@ def result_text(result: mt.CallToolResult, max_chars: int = MAX_RESULT_CHARS) ->
                 parts.append(f"[image {block.mime_type}, {len(block.data)} base64 chars]")
             elif isinstance(block, mt.EmbeddedResource):
                 res = block.resource
-                parts.append(res.text if isinstance(res, mt.TextResourceContents) else f"[resource {res.uri}]")
+                parts.append(
+                    res.text
+                    if isinstance(res, mt.TextResourceContents)
+                    else f"[resource {res.uri}]"
+                )
             elif isinstance(block, mt.ResourceLink):
                 parts.append(f"[resource link {block.uri}]")
             else:
@@ -131,7 +146,9 @@ class ToolHub:
     ) -> None:
         self.config = load_config(config)
         if not self.config["mcpServers"]:
-            raise ConfigError("The mcpServers map is empty: solve_task needs at least one tool server.")
+            raise ConfigError(
+                "The mcpServers map is empty: solve_task needs at least one tool server."
+            )
         self._group = ClientGroup.from_config(self.config)
         self.clients: dict[str, Client[Any]] = dict(self._group.clients)
         if log_dir is not None:
@@ -149,7 +166,7 @@ class ToolHub:
         self._locks = {name: anyio.Lock() for name in self.clients}
         self._started = False
 
-    async def __aenter__(self) -> ToolHub:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -179,15 +196,20 @@ class ToolHub:
             with anyio.fail_after(self.connect_timeout_s):
                 await client.__aenter__()
                 listed = await client.list_tools()
-        except Exception as exc:  # a child that cannot start is data for the executor
+        except Exception as exc:  # noqa: BLE001 - a child that cannot start is data for the executor
             self.dead[name] = f"failed to start: {type(exc).__name__}: {exc}"
             return
         self.dead.pop(name, None)
         for key in [k for k, t in self.tools.items() if t.server == name]:
             del self.tools[key]
         for tool in listed:
-            hub_tool = HubTool(public_name(name, tool.name), name, tool.name,
-                               tool.description or "", dict(tool.input_schema or {}))
+            hub_tool = HubTool(
+                public_name(name, tool.name),
+                name,
+                tool.name,
+                tool.description or "",
+                dict(tool.input_schema or {}),
+            )
             self.tools[hub_tool.name] = hub_tool
 
     async def restart(self, name: str) -> None:
@@ -203,7 +225,10 @@ class ToolHub:
 
     def catalog(self) -> str:
         """One line per tool for the planner's prompt."""
-        lines = [f"- {t.name}: {t.description.splitlines()[0] if t.description else ''}" for t in self.tools.values()]
+        lines = [
+            f"- {t.name}: {t.description.splitlines()[0] if t.description else ''}"
+            for t in self.tools.values()
+        ]
         lines += [f"- (server {name} is unavailable: {why})" for name, why in self.dead.items()]
         return "\n".join(lines) or "(no tools available)"
 
@@ -220,24 +245,39 @@ class ToolHub:
                 if server in self.dead or not self.clients[server].is_connected():
                     await self.restart(server)
             if server in self.dead:
-                return ToolOutcome(f"Tool server {server!r} is down and could not be restarted: "
-                                   f"{self.dead[server]}", True, time.perf_counter() - started)
+                return ToolOutcome(
+                    f"Tool server {server!r} is down and could not be restarted: "
+                    f"{self.dead[server]}",
+                    True,
+                    time.perf_counter() - started,
+                )
         try:
             result = await self.clients[server].call_tool_mcp(
-                tool.upstream, arguments, timeout=self.call_timeout_s)
-        except Exception as exc:
+                tool.upstream, arguments, timeout=self.call_timeout_s
+            )
+        except Exception as exc:  # noqa: BLE001 - a dead child or transport error is data for the model
             elapsed = time.perf_counter() - started
             text = str(exc)
             if "timed out" in text.lower():
-                return ToolOutcome(f"Tool {name} timed out after {self.call_timeout_s:g}s.", True, elapsed)
+                return ToolOutcome(
+                    f"Tool {name} timed out after {self.call_timeout_s:g}s.", True, elapsed
+                )
             self.dead[server] = f"crashed: {text}"
             return ToolOutcome(
                 f"Tool server {server!r} crashed while running {name} ({text}); it will be restarted "
-                "on the next call, which may be retried.", True, elapsed)
-        return ToolOutcome(result_text(result, self.max_result_chars), bool(result.is_error),
-                           time.perf_counter() - started, result.structured_content)
+                "on the next call, which may be retried.",
+                True,
+                elapsed,
+            )
+        return ToolOutcome(
+            result_text(result, self.max_result_chars),
+            bool(result.is_error),
+            time.perf_counter() - started,
+            result.structured_content,
+        )
 
     def require_tools(self) -> None:
         if not self.tools and self.dead:
-            raise ToolServerError("No tool server is running: " +
-                                  "; ".join(f"{k}: {v}" for k, v in self.dead.items()))
+            raise ToolServerError(
+                "No tool server is running: " + "; ".join(f"{k}: {v}" for k, v in self.dead.items())
+            )

@@ -26,10 +26,20 @@ def anyio_backend() -> str:
 @pytest.fixture
 def child_config() -> Callable[..., dict[str, Any]]:
     """child_config(**env) -> mcpServers config for tests/agent/child_tools.py as server "calc"."""
-    return lambda **env: {"mcpServers": {"calc": {
-        "command": sys.executable, "args": [str(HERE / "child_tools.py")],
-        "env": {"FASTMCP_LOG_LEVEL": "ERROR", "FASTMCP_CHECK_FOR_UPDATES": "off",
-                "FASTMCP_SHOW_SERVER_BANNER": "false", **env}}}}
+    return lambda **env: {
+        "mcpServers": {
+            "calc": {
+                "command": sys.executable,
+                "args": [str(HERE / "child_tools.py")],
+                "env": {
+                    "FASTMCP_LOG_LEVEL": "ERROR",
+                    "FASTMCP_CHECK_FOR_UPDATES": "off",
+                    "FASTMCP_SHOW_SERVER_BANNER": "false",
+                    **env,
+                },
+            }
+        }
+    }
 
 
 class FakeTools:
@@ -46,8 +56,17 @@ class FakeTools:
         pass
 
     def openai_tools(self) -> list[dict[str, Any]]:
-        return [{"type": "function", "function": {"name": n, "description": f.__doc__ or "",
-                 "parameters": {"type": "object", "properties": {}}}} for n, f in self.functions.items()]
+        return [
+            {
+                "type": "function",
+                "function": {
+                    "name": n,
+                    "description": f.__doc__ or "",
+                    "parameters": {"type": "object", "properties": {}},
+                },
+            }
+            for n, f in self.functions.items()
+        ]
 
     def catalog(self) -> str:
         return "\n".join(f"- {n}: {f.__doc__ or ''}" for n, f in self.functions.items())
@@ -59,7 +78,7 @@ class FakeTools:
             return ToolOutcome(f"Unknown tool {name!r}", True, 0.0)
         try:
             value = self.functions[name](**arguments)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - like a tool's isError
             return ToolOutcome(str(exc), True, time.perf_counter() - started)
         return ToolOutcome(str(value), False, time.perf_counter() - started)
 
@@ -83,8 +102,17 @@ def calc_tools() -> FakeTools:
 
 def hit(case_id: int, task: str, reward: float, rank: int) -> CaseHit:
     label = "positive" if reward >= 0.5 else "negative"
-    return CaseHit(case_id=case_id, task=task, plan=f"plan of case {case_id}", answer=f"answer {case_id}",
-                   reward=reward, label=label, score=0.5, similarity=0.9, rank=rank)
+    return CaseHit(
+        case_id=case_id,
+        task=task,
+        plan=f"plan of case {case_id}",
+        answer=f"answer {case_id}",
+        reward=reward,
+        label=label,
+        score=0.5,
+        similarity=0.9,
+        rank=rank,
+    )
 
 
 class FakeMemory:
@@ -100,26 +128,50 @@ class FakeMemory:
         request_id = f"req-{len(self.retrievals) + 1}"
         self.retrievals.append(query)
         shown = self.hits[:k]
-        return RetrieveResult(request_id=request_id, namespace=namespace or "default", scorer="cosine",
-                              positive=[h for h in shown if h.label == "positive"],
-                              negative=[h for h in shown if h.label == "negative"])
+        return RetrieveResult(
+            request_id=request_id,
+            namespace=namespace or "default",
+            scorer="cosine",
+            positive=[h for h in shown if h.label == "positive"],
+            negative=[h for h in shown if h.label == "negative"],
+        )
 
-    def store_trajectory(self, *, request_id: str, task: str, plan: str, answer: str,
-                         trajectory: list[dict[str, Any]], namespace: str | None = None,
-                         metadata: dict[str, Any] | None = None) -> int:
+    def store_trajectory(
+        self,
+        *,
+        request_id: str,
+        task: str,
+        plan: str,
+        answer: str,
+        trajectory: list[dict[str, Any]],
+        namespace: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> int:
         case_id = 100 + len(self.cases)
-        self.cases[case_id] = dict(request_id=request_id, task=task, plan=plan, answer=answer,
-                                   trajectory=trajectory, reward=None, metadata=metadata)
+        self.cases[case_id] = {
+            "request_id": request_id,
+            "task": task,
+            "plan": plan,
+            "answer": answer,
+            "trajectory": trajectory,
+            "reward": None,
+            "metadata": metadata,
+        }
         return case_id
 
-    def record_outcome(self, *, request_id: str | None = None, reward: float | None = None,
-                       **kwargs: Any) -> OutcomeReceipt:
+    def record_outcome(
+        self, *, request_id: str | None = None, reward: float | None = None, **kwargs: Any
+    ) -> OutcomeReceipt:
         self.outcomes.append({"request_id": request_id, "reward": reward, **kwargs})
-        case_id = next((cid for cid, c in self.cases.items() if c["request_id"] == request_id), None)
+        case_id = next(
+            (cid for cid, c in self.cases.items() if c["request_id"] == request_id), None
+        )
         if case_id is not None:
             self.cases[case_id]["reward"] = reward
         assert reward is not None
-        return OutcomeReceipt(case_id=case_id, request_id=request_id, reward=reward, labelled_impressions=0)
+        return OutcomeReceipt(
+            case_id=case_id, request_id=request_id, reward=reward, labelled_impressions=0
+        )
 
 
 @pytest.fixture
@@ -130,8 +182,9 @@ def memory() -> FakeMemory:
 @pytest.fixture
 def memory_with() -> Callable[..., FakeMemory]:
     """memory_with((case_id, task, reward), ...) -> a FakeMemory that retrieves those cases in order."""
-    return lambda *cases: FakeMemory([hit(cid, task, reward, rank) for rank, (cid, task, reward)
-                                      in enumerate(cases, start=1)])
+    return lambda *cases: FakeMemory(
+        [hit(cid, task, reward, rank) for rank, (cid, task, reward) in enumerate(cases, start=1)]
+    )
 
 
 class LLMPair:
@@ -140,8 +193,14 @@ class LLMPair:
     def __init__(self, server: ScriptedServer, **llm_kwargs: Any) -> None:
         self.server = server
         self.script = server.script
-        kwargs = {"timeout_s": 5.0, "retry": RetryPolicy(attempts=3, base_delay_s=0.01), **llm_kwargs}
-        client = make_client(base_url=server.base_url, api_key="test", timeout_s=kwargs["timeout_s"])
+        kwargs = {
+            "timeout_s": 5.0,
+            "retry": RetryPolicy(attempts=3, base_delay_s=0.01),
+            **llm_kwargs,
+        }
+        client = make_client(
+            base_url=server.base_url, api_key="test", timeout_s=kwargs["timeout_s"]
+        )
         self.planner = OpenAILLM("planner", client=client, **kwargs)
         self.executor = OpenAILLM("executor", client=client, **kwargs)
 
@@ -151,10 +210,17 @@ async def scripted() -> AsyncIterator[Callable[..., LLMPair]]:
     """scripted(planner=[...], executor=[...]) starts an endpoint; all are stopped after the test."""
     servers: list[ScriptedServer] = []
 
-    def start(planner: list[Any] = (), executor: list[Any] = (), *, default: Any = None,
-              latency_s: float = 0.0, **llm_kwargs: Any) -> LLMPair:
-        server = ScriptedServer(Script({"planner": planner, "executor": executor}, default=default),
-                                latency_s=latency_s).start()
+    def start(
+        planner: list[Any] = (),
+        executor: list[Any] = (),
+        *,
+        default: Any = None,
+        latency_s: float = 0.0,
+        **llm_kwargs: Any,
+    ) -> LLMPair:
+        server = ScriptedServer(
+            Script({"planner": planner, "executor": executor}, default=default), latency_s=latency_s
+        ).start()
         servers.append(server)
         pairs.append(LLMPair(server, **llm_kwargs))
         return pairs[-1]

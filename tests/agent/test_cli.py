@@ -28,13 +28,26 @@ def env(tmp_path, monkeypatch, child_config):
 
 def test_eval_prints_accuracy_over_time(env, tmp_path):
     questions = tmp_path / "qa.jsonl"
-    questions.write_text("\n".join(json.dumps(q) for q in [
-        {"question": "2 + 3?", "ground_truth": "five<|answer_split|>5"},
-        {"question": "Capital of France?", "ground_truth": "Paris"},
-    ]) + "\n")
-    script = Script({"planner": [say_json({"plan": [{"id": 1, "description": "add"}]}),
-                                 say_json({"final_answer": "5"}), say_json({"final_answer": "Lyon"})],
-                     "executor": [call("calc_add", a=2, b=3), say("5")]})
+    questions.write_text(
+        "\n".join(
+            json.dumps(q)
+            for q in [
+                {"question": "2 + 3?", "ground_truth": "five<|answer_split|>5"},
+                {"question": "Capital of France?", "ground_truth": "Paris"},
+            ]
+        )
+        + "\n"
+    )
+    script = Script(
+        {
+            "planner": [
+                say_json({"plan": [{"id": 1, "description": "add"}]}),
+                say_json({"final_answer": "5"}),
+                say_json({"final_answer": "Lyon"}),
+            ],
+            "executor": [call("calc_add", a=2, b=3), say("5")],
+        }
+    )
     out = tmp_path / "results.jsonl"
     with ScriptedServer(script) as llm:
         env.setenv("MEMENTO_LLM_BASE_URL", llm.base_url)
@@ -57,7 +70,11 @@ def test_solve_without_backend_explains_the_setup(env):
 
 def test_read_questions_accepts_memento_format(tmp_path):
     path = tmp_path / "q.jsonl"
-    path.write_text('{"question": "q1", "ground_truth": "a<|answer_split|>b"}\n\n'
-                    '{"question": "q2", "answer": ["x", "y"]}\n')
-    assert read_questions(path) == [{"question": "q1", "ground_truth": "a<|answer_split|>b"},
-                                    {"question": "q2", "ground_truth": "x<|answer_split|>y"}]
+    path.write_text(
+        '{"question": "q1", "ground_truth": "a<|answer_split|>b"}\n\n'
+        '{"question": "q2", "answer": ["x", "y"]}\n'
+    )
+    assert read_questions(path) == [
+        {"question": "q1", "ground_truth": "a<|answer_split|>b"},
+        {"question": "q2", "ground_truth": "x<|answer_split|>y"},
+    ]

@@ -15,8 +15,10 @@ HELLO = [{"role": "user", "content": "hello"}]
 
 
 async def test_429_is_retried_with_backoff(scripted):
-    pair = scripted(planner=[fail(429, "slow down"), fail(429, "slow down"), say("ok")],
-                    retry=RetryPolicy(attempts=4, base_delay_s=0.05))
+    pair = scripted(
+        planner=[fail(429, "slow down"), fail(429, "slow down"), say("ok")],
+        retry=RetryPolicy(attempts=4, base_delay_s=0.05),
+    )
     started = time.perf_counter()
     reply = await pair.planner.complete(HELLO)
     elapsed = time.perf_counter() - started
@@ -27,15 +29,19 @@ async def test_429_is_retried_with_backoff(scripted):
 
 
 async def test_retry_after_header_is_honoured(scripted):
-    pair = scripted(planner=[fail(429, "wait", retry_after=0.3), say("ok")],
-                    retry=RetryPolicy(attempts=2, base_delay_s=0.0))
+    pair = scripted(
+        planner=[fail(429, "wait", retry_after=0.3), say("ok")],
+        retry=RetryPolicy(attempts=2, base_delay_s=0.0),
+    )
     started = time.perf_counter()
     assert (await pair.planner.complete(HELLO)).content == "ok"
     assert time.perf_counter() - started >= 0.3
 
 
 async def test_429_until_retries_are_spent_raises_rate_limited(scripted):
-    pair = scripted(default=fail(429, "slow down"), retry=RetryPolicy(attempts=3, base_delay_s=0.01))
+    pair = scripted(
+        default=fail(429, "slow down"), retry=RetryPolicy(attempts=3, base_delay_s=0.01)
+    )
     with pytest.raises(LLMRateLimited, match="429"):
         await pair.planner.complete(HELLO)
     assert len(pair.script.requests) == 3
@@ -61,8 +67,13 @@ async def test_bad_request_is_an_llm_error_with_the_message(scripted):
 
 
 async def test_json_mode_is_requested_and_dropped_when_the_backend_rejects_it(scripted):
-    pair = scripted(planner=[fail(400, "response_format is not supported"), say_json({"a": 1}),
-                             say_json({"b": 2})])
+    pair = scripted(
+        planner=[
+            fail(400, "response_format is not supported"),
+            say_json({"a": 1}),
+            say_json({"b": 2}),
+        ]
+    )
     reply = await pair.planner.complete(HELLO, json_reply=True)
     assert parse_json_object(reply.content) == {"a": 1}
     first, second = pair.script.requests[0], pair.script.requests[1]
@@ -77,8 +88,18 @@ async def test_usage_and_tool_calls_are_read():
 
     with ScriptedServer(Script({"m": [call("calc_add", a=1, b=2)]})) as server:
         llm = OpenAILLM("m", base_url=server.base_url, api_key="x")
-        reply = await llm.complete(HELLO, tools=[{"type": "function", "function": {
-            "name": "calc_add", "parameters": {"type": "object", "properties": {}}}}])
+        reply = await llm.complete(
+            HELLO,
+            tools=[
+                {
+                    "type": "function",
+                    "function": {
+                        "name": "calc_add",
+                        "parameters": {"type": "object", "properties": {}},
+                    },
+                }
+            ],
+        )
         await llm.aclose()
     assert [(c.name, c.arguments) for c in reply.tool_calls] == [("calc_add", '{"a": 1, "b": 2}')]
     assert reply.usage.prompt_tokens > 0 and reply.usage.completion_tokens > 0
@@ -93,12 +114,15 @@ def test_no_backend_configured_raises_config_error_with_help():
         backends_from_settings(Nothing())
 
 
-@pytest.mark.parametrize("text, expected", [
-    ('{"final_answer": "4"}', {"final_answer": "4"}),
-    ('```json\n{"plan": []}\n```', {"plan": []}),
-    ('Sure! Here it is: {"final_answer": "a {b}"} hope it helps', {"final_answer": "a {b}"}),
-    ('{"a": {"b": [1, 2]}} trailing', {"a": {"b": [1, 2]}}),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ('{"final_answer": "4"}', {"final_answer": "4"}),
+        ('```json\n{"plan": []}\n```', {"plan": []}),
+        ('Sure! Here it is: {"final_answer": "a {b}"} hope it helps', {"final_answer": "a {b}"}),
+        ('{"a": {"b": [1, 2]}} trailing', {"a": {"b": [1, 2]}}),
+    ],
+)
 def test_tolerant_json_parser(text, expected):
     assert parse_json_object(text) == expected
 

@@ -7,7 +7,7 @@ tool body are exactly the lines server.py uses.
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
 import anyio
 import mcp.types as mt
@@ -47,8 +47,13 @@ def app(runtime_factory) -> FastMCP:
     ) -> SolveResult:
         agent: AgentRuntime = ctx.lifespan_context["agent"]
         try:
-            return await agent.solve_tool(ctx, task, namespace=namespace, max_cycles=max_cycles,
-                                          expected_answer=expected_answer)
+            return await agent.solve_tool(
+                ctx,
+                task,
+                namespace=namespace,
+                max_cycles=max_cycles,
+                expected_answer=expected_answer,
+            )
         except MementoError as exc:
             raise to_tool_error(exc) from exc
 
@@ -63,12 +68,18 @@ def app(runtime_factory) -> FastMCP:
 def runtime_with(calc_tools, memory):
     """runtime_with(pair | None) -> factory of AgentRuntime using in-process tools."""
 
-    def make(pair=None, settings=NoBackend()):
+    def make(pair=None, settings=None):
+        settings = settings or NoBackend()
         backends = Backends(pair.planner, pair.executor) if pair is not None else None
 
         def factory():
-            runtime = AgentRuntime(settings, memory, tools_config={"mcpServers": {}}, backends=backends,
-                                   warm_start=False)
+            runtime = AgentRuntime(
+                settings,
+                memory,
+                tools_config={"mcpServers": {}},
+                backends=backends,
+                warm_start=False,
+            )
             runtime._hub = calc_tools  # in-process tools stand in for the child pool here
             return runtime
 
@@ -77,10 +88,16 @@ def runtime_with(calc_tools, memory):
     return make
 
 
-async def test_solve_task_over_mcp_sends_progress_and_returns_the_result(scripted, runtime_with, memory):
-    pair = scripted(planner=[say_json({"plan": [{"id": 1, "description": "add"}]}),
-                             say_json({"final_answer": "5"})],
-                    executor=[call("calc_add", a=2, b=3), say("5")])
+async def test_solve_task_over_mcp_sends_progress_and_returns_the_result(
+    scripted, runtime_with, memory
+):
+    pair = scripted(
+        planner=[
+            say_json({"plan": [{"id": 1, "description": "add"}]}),
+            say_json({"final_answer": "5"}),
+        ],
+        executor=[call("calc_add", a=2, b=3), say("5")],
+    )
     events: list[tuple[float, float | None, str | None]] = []
 
     async def on_progress(progress, total, message):
@@ -105,8 +122,10 @@ async def test_no_backend_is_a_clear_tool_error_and_other_tools_work(runtime_wit
 
 
 async def test_client_cancellation_stops_the_run(scripted, runtime_with, memory):
-    pair = scripted(planner=[say_json({"plan": [{"id": 1, "description": "slow"}]})],
-                    executor=[slow(5.0, say("late"))])
+    pair = scripted(
+        planner=[say_json({"plan": [{"id": 1, "description": "slow"}]})],
+        executor=[slow(5.0, say("late"))],
+    )
     async with Client(app(runtime_with(pair))) as client:
         started = anyio.current_time()
         with pytest.raises(Exception, match="timed out"):
@@ -118,19 +137,28 @@ async def test_client_cancellation_stops_the_run(scripted, runtime_with, memory)
 
 
 def sampling_script() -> Script:
-    return Script({"sampler": [
-        say_json({"plan": [{"id": 1, "description": "add 2 and 3"}]}),
-        call("calc_add", a=2, b=3), say("2 + 3 = 5"),
-        say_json({"final_answer": "5"}),
-    ]})
+    return Script(
+        {
+            "sampler": [
+                say_json({"plan": [{"id": 1, "description": "add 2 and 3"}]}),
+                call("calc_add", a=2, b=3),
+                say("2 + 3 = 5"),
+                say_json({"final_answer": "5"}),
+            ]
+        }
+    )
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_the_callers_model_serves_through_sampling(runtime_with, memory, mode):
     script = sampling_script()
     capabilities = mt.SamplingCapability(tools=mt.SamplingToolsCapability())
-    async with Client(app(runtime_with(None)), mode=mode, sampling_handler=sampling_handler(script),
-                      sampling_capabilities=capabilities) as client:
+    async with Client(
+        app(runtime_with(None)),
+        mode=mode,
+        sampling_handler=sampling_handler(script),
+        sampling_capabilities=capabilities,
+    ) as client:
         result = await client.call_tool("solve_task", {"task": "2 + 3?"})
     data = result.structured_content
     assert data["status"] == "answered" and data["answer"] == "5", data["error"]

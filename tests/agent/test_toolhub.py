@@ -17,10 +17,15 @@ from memento_mcp.errors import ConfigError
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
-async def test_tools_are_namespaced_and_children_get_only_their_configured_env(child_config, monkeypatch):
+async def test_tools_are_namespaced_and_children_get_only_their_configured_env(
+    child_config, monkeypatch
+):
     monkeypatch.setenv("MEMENTO_TEST_SECRET", "must-not-leak")
     config = child_config(GIVEN="yes")
-    config["mcpServers"]["broken"] = {"command": sys.executable, "args": ["-c", "import sys; sys.exit(2)"]}
+    config["mcpServers"]["broken"] = {
+        "command": sys.executable,
+        "args": ["-c", "import sys; sys.exit(2)"],
+    }
     async with ToolHub(config, connect_timeout_s=30) as hub:
         assert {"calc_add", "calc_env", "calc_crash", "calc_stats"} <= set(hub.tools)
         assert hub.tools["calc_add"].upstream == "add"
@@ -41,42 +46,81 @@ async def test_tools_are_namespaced_and_children_get_only_their_configured_env(c
 
 async def test_a_child_crashing_mid_task_is_reported_and_restarted(scripted, child_config):
     pair = scripted(
-        planner=[say_json({"plan": [{"id": 1, "description": "crash"}, {"id": 2, "description": "add"}]}),
-                 say_json({"final_answer": "5"})],
-        executor=[call("calc_pid"), call("calc_crash"), say("the server crashed"),
-                  call("calc_add", a=2, b=3), call("calc_pid"), say("2 + 3 = 5")])
+        planner=[
+            say_json(
+                {"plan": [{"id": 1, "description": "crash"}, {"id": 2, "description": "add"}]}
+            ),
+            say_json({"final_answer": "5"}),
+        ],
+        executor=[
+            call("calc_pid"),
+            call("calc_crash"),
+            say("the server crashed"),
+            call("calc_add", a=2, b=3),
+            call("calc_pid"),
+            say("2 + 3 = 5"),
+        ],
+    )
     async with ToolHub(child_config(), connect_timeout_s=30) as hub:
-        result = await solve("crash then add", planner=pair.planner, executor=pair.executor, tools=hub)
+        result = await solve(
+            "crash then add", planner=pair.planner, executor=pair.executor, tools=hub
+        )
         assert hub.restarts["calc"] == 1
     assert result.status == "answered" and result.answer == "5"
     first_pid, crash, add, second_pid = result.steps
     assert crash.is_error and "crashed" in crash.result and "restarted" in crash.result
     assert not add.is_error and add.result == "5.0"
     assert first_pid.result != second_pid.result
-    tool_message = [m for m in pair.script.requests_for("executor")[2]["messages"] if m["role"] == "tool"][-1]
+    tool_message = [
+        m for m in pair.script.requests_for("executor")[2]["messages"] if m["role"] == "tool"
+    ][-1]
     assert tool_message["content"].startswith("Error: Tool server 'calc' crashed")
 
 
 def _toolserver(module: str) -> dict:
-    return {"command": sys.executable, "args": ["-m", module],
-            "env": {"FASTMCP_LOG_LEVEL": "ERROR", "FASTMCP_SHOW_SERVER_BANNER": "false"}}
+    return {
+        "command": sys.executable,
+        "args": ["-m", module],
+        "env": {"FASTMCP_LOG_LEVEL": "ERROR", "FASTMCP_SHOW_SERVER_BANNER": "false"},
+    }
 
 
-@pytest.mark.skipif(importlib.util.find_spec("toolservers.math") is None
-                    or importlib.util.find_spec("toolservers.code") is None,
-                    reason="toolservers code/math not built yet")
+@pytest.mark.skipif(
+    importlib.util.find_spec("toolservers.math") is None
+    or importlib.util.find_spec("toolservers.code") is None,
+    reason="toolservers code/math not built yet",
+)
 async def test_two_step_task_over_the_real_code_and_math_servers(scripted, memory):
-    config = {"mcpServers": {"code": _toolserver("toolservers.code"), "math": _toolserver("toolservers.math")}}
+    config = {
+        "mcpServers": {
+            "code": _toolserver("toolservers.code"),
+            "math": _toolserver("toolservers.math"),
+        }
+    }
     pair = scripted(
-        planner=[say_json({"plan": [{"id": 1, "description": "compute 6 * 7 with python"},
-                                    {"id": 2, "description": "check it with the math server"}]}),
-                 say_json({"final_answer": "42"})],
-        executor=[call("code_run_python", code="print(6 * 7)"), say("python printed 42"),
-                  call("math_evaluate", expression="6*7"), say("6*7 = 42")])
+        planner=[
+            say_json(
+                {
+                    "plan": [
+                        {"id": 1, "description": "compute 6 * 7 with python"},
+                        {"id": 2, "description": "check it with the math server"},
+                    ]
+                }
+            ),
+            say_json({"final_answer": "42"}),
+        ],
+        executor=[
+            call("code_run_python", code="print(6 * 7)"),
+            say("python printed 42"),
+            call("math_evaluate", expression="6*7"),
+            say("6*7 = 42"),
+        ],
+    )
     async with ToolHub(config, connect_timeout_s=60) as hub:
         assert not hub.dead, hub.dead
-        result = await solve("6 * 7?", planner=pair.planner, executor=pair.executor, tools=hub,
-                             memory=memory)
+        result = await solve(
+            "6 * 7?", planner=pair.planner, executor=pair.executor, tools=hub, memory=memory
+        )
     assert result.status == "answered"
     code_step, math_step = result.steps
     assert not code_step.is_error and json.loads(code_step.result)["stdout"] == "42\n"
