@@ -13,10 +13,12 @@ import ipaddress
 import os
 import socket
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Annotated, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
@@ -160,6 +162,16 @@ def _public(address: str) -> bool:
     return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_unspecified)
 
 
+async def resolve(host: str, port: int) -> tuple[list[str], list[str]]:
+    """The host's addresses, split into (public, non-public)."""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise ToolError(f"cannot resolve host {host!r}; check the URL.") from None
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    return [a for a in addresses if _public(a)], [a for a in addresses if not _public(a)]
+
+
 async def check_url(url: str, allow_private: bool) -> None:
     """Refuse non-HTTP schemes, and hosts with any non-public address unless private is allowed."""
     parts = urlsplit(url)
@@ -170,18 +182,60 @@ async def check_url(url: str, allow_private: bool) -> None:
     if allow_private:
         return
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            parts.hostname, port, type=socket.SOCK_STREAM
-        )
-    except socket.gaierror:
-        raise ToolError(f"cannot resolve host {parts.hostname!r}; check the URL.") from None
-    blocked = sorted({str(info[4][0]) for info in infos if not _public(str(info[4][0]))})
+    _, blocked = await resolve(parts.hostname, port)
     if blocked:
         raise ToolError(
-            f"refusing to fetch {url}: {parts.hostname} resolves to non-public address(es) {', '.join(blocked)}. "
-            "Private, loopback and link-local hosts are off limits unless the operator sets TOOLSERVERS_WEB_ALLOW_PRIVATE=1."
+            f"refusing to fetch {url}: {parts.hostname} resolves to non-public address(es) "
+            f"{', '.join(sorted(blocked))}. Private, loopback and link-local hosts are off limits "
+            "unless the operator sets TOOLSERVERS_WEB_ALLOW_PRIVATE=1."
         )
+
+
+class PublicOnlyBackend(httpcore.AsyncNetworkBackend):
+    """Connects to a checked public address only, resolving at connect time.
+
+    `check_url` gives an early, clear refusal, but the HTTP client would resolve the name again;
+    a DNS server that answers "public" first and "127.0.0.1" second (DNS rebinding) would slip
+    through. Here the address checked is the address dialled.
+    """
+
+    def __init__(self) -> None:
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        public, blocked = await resolve(host, port)
+        if blocked or not public:
+            raise httpcore.ConnectError(f"{host} resolves to a non-public address; refused")
+        return await self._inner.connect_tcp(
+            public[0], port, timeout, local_address, socket_options
+        )
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("unix sockets are not allowed")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def transport(allow_private: bool) -> httpx.AsyncHTTPTransport:
+    """httpx's transport, dialling through `PublicOnlyBackend` unless private hosts are allowed."""
+    base = httpx.AsyncHTTPTransport(trust_env=False)
+    if not allow_private:
+        # httpx exposes no network_backend option; its transport is a thin wrapper over this
+        # httpcore pool, built the same way (httpx/_transports/default.py) plus the backend.
+        base._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(), network_backend=PublicOnlyBackend()
+        )
+    return base
 
 
 async def download(url: str, config: WebConfig) -> tuple[httpx.Response, bytes, bool]:
@@ -191,7 +245,10 @@ async def download(url: str, config: WebConfig) -> tuple[httpx.Response, bytes, 
         "Accept": "text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.5",
     }
     async with httpx.AsyncClient(
-        timeout=config.timeout_s, trust_env=False, headers=headers
+        timeout=config.timeout_s,
+        trust_env=False,
+        headers=headers,
+        transport=transport(config.allow_private),
     ) as client:
         for _ in range(config.max_redirects + 1):
             await check_url(url, config.allow_private)

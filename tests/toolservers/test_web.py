@@ -12,10 +12,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 from urllib.parse import parse_qs, urlsplit
 
+import httpcore
 import pytest
 from fastmcp import Client, FastMCP
 from fastmcp.exceptions import ToolError
 
+from toolservers import web
 from toolservers.web import WebConfig, build_server
 
 pytestmark = pytest.mark.anyio
@@ -194,3 +196,20 @@ async def test_stdio(site: str, stdio: Callable[..., object]) -> None:
         assert len(hits) == 5
         page = await c.call_tool("fetch", {"url": f"{site}/article"})
         assert "dense fur" in page.structured_content["text"]
+
+
+async def test_connect_time_check_stops_dns_rebinding(
+    site: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pretend the early check saw a public address (as a rebinding DNS server would arrange):
+    # the connection layer resolves again and must still refuse loopback.
+    async def looks_public(url: str, allow_private: bool) -> None:
+        return None
+
+    monkeypatch.setattr(web, "check_url", looks_public)
+    before = len(Handler.requests)
+    with pytest.raises(ToolError, match="non-public address"):
+        await call(build_server(WebConfig()), "fetch", url=f"{site}/article")
+    with pytest.raises(httpcore.ConnectError):
+        await web.PublicOnlyBackend().connect_tcp("localhost", int(site.rsplit(":", 1)[1]))
+    assert len(Handler.requests) == before
