@@ -74,6 +74,26 @@ class Limits:
     final_call_s: float = 120.0
     context_chars: int = 60_000
     k: int = 4
+    max_tokens: int | None = 500_000
+    """Prompt + completion tokens over the whole run (the final answer call is exempt)."""
+
+
+class _BudgetExhausted(Exception):
+    """Internal: the token budget is spent; solve() turns it into a best-effort answer."""
+
+
+class _Budgeted:
+    """An LLM that refuses to start a call once the run's token budget is spent."""
+
+    def __init__(self, llm: LLM, usage: Usage, limit: int | None) -> None:
+        self.llm, self.usage, self.limit = llm, usage, limit
+        self.name = llm.name
+
+    async def complete(self, messages: list[dict[str, Any]], **kwargs: Any) -> Any:
+        spent = self.usage.prompt_tokens + self.usage.completion_tokens
+        if self.limit is not None and spent >= self.limit:
+            raise _BudgetExhausted(spent)
+        return await self.llm.complete(messages, **kwargs)
 
 
 async def _call(usage: Usage, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -142,12 +162,14 @@ async def solve(
         mark = " (error)" if step.is_error else ""
         await progress(f"cycle {step.cycle} subtask {step.subtask}: {step.tool}{mark}")
 
+    budgeted_planner = _Budgeted(planner, usage, limits.max_tokens)
+    budgeted_executor = _Budgeted(executor, usage, limits.max_tokens)
     with anyio.move_on_after(limits.deadline_s) as deadline:
         try:
             for cycle in range(1, limits.max_cycles + 1):
                 await progress(f"planning cycle {cycle}")
                 decision = await decide(
-                    planner,
+                    budgeted_planner,
                     task=task,
                     positive=positive,
                     negative=negative,
@@ -169,7 +191,7 @@ async def solve(
                     )
                     subtasks.append(
                         await run_subtask(
-                            executor,
+                            budgeted_executor,
                             tools,
                             task=task,
                             item=item,
@@ -185,6 +207,18 @@ async def solve(
                     current = None
         except LLMError as exc:
             llm_failed, error = True, f"{type(exc).__name__}: {exc}"
+        except _BudgetExhausted as exc:
+            error = f"the token budget of {limits.max_tokens} ran out ({exc.args[0]} used)"
+            if current is not None:
+                subtasks.append(
+                    SubtaskResult(
+                        cycle=cycles,
+                        id=current.id,
+                        description=current.description,
+                        status="budget",
+                        result="stopped: the token budget ran out",
+                    )
+                )
     if deadline.cancelled_caught:
         if current is not None:
             subtasks.append(

@@ -40,7 +40,7 @@ class SubtaskResult(BaseModel):
     cycle: int
     id: int | str
     description: str
-    status: Literal["done", "step_limit", "error", "deadline"]
+    status: Literal["done", "step_limit", "error", "deadline", "budget"]
     result: str
     tool_calls: int = 0
 

@@ -163,6 +163,29 @@ async def test_tools_called_forever_are_stopped_by_the_step_limit(scripted, calc
     assert result.answer == "gave up"
 
 
+async def test_token_budget_stops_the_run_and_asks_for_the_best_answer(scripted, calc_tools):
+    pair = scripted(
+        planner=[
+            say_json({"plan": [{"id": 1, "description": "loop"}]}),
+            say_json({"final_answer": "so far"}),
+        ],
+        executor=[],
+        default=call("calc_add", a=1, b=1),
+    )
+    result = await solve(
+        "t",
+        planner=pair.planner,
+        executor=pair.executor,
+        tools=calc_tools,
+        limits=Limits(max_steps=50, max_tokens=2000),
+    )
+    assert result.status == "best_effort" and result.answer == "so far"
+    assert "token budget of 2000 ran out" in result.error
+    assert result.subtasks[0].status == "budget"
+    spent_before_final = result.usage.prompt_tokens + result.usage.completion_tokens
+    assert 0 < len(result.steps) < 50 and spent_before_final < 2000 + 2000
+
+
 async def test_cycles_exhausted_end_with_one_best_effort_call(scripted, calc_tools, memory):
     plan = say_json({"plan": [{"id": 1, "description": "think"}]})
     pair = scripted(

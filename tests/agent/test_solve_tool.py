@@ -160,6 +160,8 @@ async def test_the_callers_model_serves_through_sampling(runtime_with, memory, m
         sampling_capabilities=capabilities,
     ) as client:
         result = await client.call_tool("solve_task", {"task": "2 + 3?"})
+        # auto negotiates 2026-07-28 (InputRequiredResult rounds); legacy uses create_message
+        assert (client.protocol_version == "2025-11-25") == (mode == "legacy")
     data = result.structured_content
     assert data["status"] == "answered" and data["answer"] == "5", data["error"]
     assert data["steps"][0]["result"] == "5"
