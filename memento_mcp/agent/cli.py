@@ -80,7 +80,7 @@ def _print_result(result: SolveResult) -> None:
     console.print(
         f"[dim]request_id {result.request_id} · case {result.case_id} · {u.llm_calls} LLM calls, "
         f"{u.tool_calls} tool calls, {u.prompt_tokens}+{u.completion_tokens} tokens, "
-        f"{u.wall_s:.1f}s · report the outcome: memento-mcp record / record_outcome[/dim]"
+        f"{u.wall_s:.1f}s · report how it went: record_outcome(request_id, reward)[/dim]"
     )
 
 

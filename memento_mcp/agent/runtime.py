@@ -31,6 +31,18 @@ from memento_mcp.agent.toolhub import ToolHub, load_config
 from memento_mcp.errors import ConfigError
 
 
+def limits_from_settings(settings: Any) -> Limits:
+    """Limits from optional settings (solve_max_cycles, solve_max_steps, solve_deadline_s,
+    solve_max_tokens); any that Settings does not define keep the Limits default."""
+    defaults = Limits()
+    return Limits(
+        max_cycles=getattr(settings, "solve_max_cycles", None) or defaults.max_cycles,
+        max_steps=getattr(settings, "solve_max_steps", None) or defaults.max_steps,
+        deadline_s=getattr(settings, "solve_deadline_s", None) or defaults.deadline_s,
+        max_tokens=getattr(settings, "solve_max_tokens", None) or defaults.max_tokens,
+    )
+
+
 class AgentRuntime:
     def __init__(
         self,
@@ -49,7 +61,7 @@ class AgentRuntime:
         self._tools_config = tools_config
         self._backends = backends
         self._backend_error: ConfigError | None = None
-        self.limits = limits or Limits()
+        self.limits = limits or limits_from_settings(settings)
         self.warm_start = warm_start
         self._hub: ToolHub | None = None
         self._hub_lock = anyio.Lock()
@@ -95,7 +107,11 @@ class AgentRuntime:
                     if self._tools_config is not None
                     else getattr(self.settings, "mcp_servers", None)
                 )
-                hub = ToolHub(load_config(source), log_dir=self.log_dir)
+                hub = ToolHub(
+                    load_config(source),
+                    log_dir=self.log_dir,
+                    call_timeout_s=getattr(self.settings, "tool_timeout_s", None) or 120.0,
+                )
                 with anyio.CancelScope(
                     shield=True
                 ):  # a cancelled caller must not leave half a pool
@@ -107,7 +123,8 @@ class AgentRuntime:
         """The configured OpenAI-compatible backends, or None when none is configured."""
         if self._backends is None and self._backend_error is None:
             try:
-                self._backends = backends_from_settings(self.settings)
+                timeout = getattr(self.settings, "llm_timeout_s", None) or 120.0
+                self._backends = backends_from_settings(self.settings, timeout_s=timeout)
             except ConfigError as exc:
                 self._backend_error = exc
         return self._backends
