@@ -273,7 +273,7 @@ class CaseBank:
         )
         ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
         vectors = np.frombuffer(b"".join(row[2] for row in rows), dtype=np.float32)
-        return ids, [row[1] for row in rows], vectors.reshape(len(rows), -1)
+        return ids, [row[1] for row in rows], vectors.reshape(len(rows), -1 if rows else 0)
 
     def case_count(self) -> tuple[int, int]:
         """(count, max id) of all cases: what the in-memory index should hold."""
