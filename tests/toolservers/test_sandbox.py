@@ -17,7 +17,15 @@ from toolservers.code.server import build_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 SECRET = "tm-secret-7f3a9c"
-LIMITS = Limits(wall_s=10, cpu_s=10, memory_bytes=768 << 20, nproc=24, output_chars=4000)
+LIMITS = Limits(
+    wall_s=10,
+    cpu_s=10,
+    memory_bytes=768 << 20,
+    nproc=24,
+    output_chars=4000,
+    tmp_bytes=16 << 20,
+    workspace_bytes=64 << 20,
+)
 
 
 @pytest.fixture
@@ -212,3 +220,30 @@ async def test_stdio_server_lists_and_runs(tmp_path: Path, stdio: Callable[..., 
         info = (await c.call_tool("sandbox_info", {})).structured_content
         if not info["runs_as_root"]:
             assert out.structured_content["stdout"] == "45\n"
+
+
+async def test_disk_filling_is_stopped(client: Client) -> None:
+    # Each file stays under RLIMIT_FSIZE; only the workspace watch can stop the total.
+    code = (
+        "import os\n"
+        "for i in range(1000):\n"
+        "    with open(f'fill{i}.bin', 'wb') as f:\n"
+        "        f.write(os.urandom(4 << 20))\n"
+    )
+    out = await run(client, code)
+    assert out["killed_by"] is not None and out["killed_by"].startswith("workspace size limit"), out
+    await client.call_tool("run_shell", {"command": "rm -f fill*.bin"})
+    listing = (await client.call_tool("list_files", {})).structured_content["entries"]
+    assert not [e for e in listing if e["path"].startswith("fill")]
+    tmp = await run(client, "open('/tmp/t', 'wb').write(b'x' * (64 << 20))")
+    assert "No space left" in tmp["stderr"] or "OSError" in tmp["stderr"], tmp
+    await still_answers(client)
+
+
+async def test_only_allowed_env_passes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOOLSERVERS_TEST_ALLOWED", "visible-value")
+    monkeypatch.setenv("TOOLSERVERS_TEST_SECRET", SECRET)
+    config = SandboxConfig(limits=LIMITS, env_allow=("TOOLSERVERS_TEST_ALLOWED",))
+    async with Client(build_server(config, workspace_dir=tmp_path / "ws")) as c:
+        out = await run(c, "import os; print(sorted(os.environ.items()))")
+    assert "visible-value" in out["stdout"] and SECRET not in out["stdout"]

@@ -23,6 +23,10 @@ class Limits:
     nproc: int = 64
     open_files: int = 256
     output_chars: int = 20_000
+    tmp_bytes: int = (
+        64 << 20
+    )  # size of the private /tmp (a tmpfs: RAM, not covered by memory_bytes)
+    workspace_bytes: int = 512 << 20  # growth allowed in the workspace during a run
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,8 @@ class SandboxConfig:
             file_bytes=env_int("TOOLSERVERS_CODE_FILE_MB", 64) << 20,
             nproc=env_int("TOOLSERVERS_CODE_NPROC", 64),
             output_chars=env_int("TOOLSERVERS_CODE_OUTPUT_CHARS", 20_000),
+            tmp_bytes=env_int("TOOLSERVERS_CODE_TMP_MB", 64) << 20,
+            workspace_bytes=env_int("TOOLSERVERS_CODE_WORKSPACE_MB", 512) << 20,
         )
         isolation = os.environ.get("TOOLSERVERS_CODE_ISOLATION", "auto")
         if isolation not in ("auto", "bwrap", "unshare", "none"):

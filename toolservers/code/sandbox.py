@@ -146,6 +146,10 @@ def build_command(
         "/proc",
         "--dev",
         "/dev",
+        "--perms",
+        "1777",
+        "--size",
+        str(config.limits.tmp_bytes),
         "--tmpfs",
         "/tmp",
         "--bind",
@@ -245,11 +249,7 @@ def execute(
         proc.stdin.close()
     except BrokenPipeError:
         pass
-    killed_by = None
-    try:
-        proc.wait(timeout=limits.wall_s)
-    except subprocess.TimeoutExpired:
-        killed_by = f"wall timeout ({limits.wall_s:g} s)"
+    killed_by = _watch(proc, workspace, limits)
     _kill_group(proc)
     for reader in readers:
         reader.join(timeout=2)
@@ -268,6 +268,37 @@ def execute(
         truncated=cut_out or cut_err,
         duration_s=round(time.monotonic() - started, 3),
     )
+
+
+def _watch(proc: subprocess.Popen[bytes], workspace: Path, limits: Limits) -> str | None:
+    """Wait for the run; say why it must stop if the wall clock runs out or the workspace balloons.
+
+    RLIMIT_FSIZE caps each file, not how many a run writes, so the workspace is measured while
+    the code runs (every 0.25 s) against its size at the start plus `workspace_bytes`.
+    """
+    deadline = time.monotonic() + limits.wall_s
+    ceiling = _tree_size(workspace) + limits.workspace_bytes
+    while True:
+        try:
+            proc.wait(timeout=max(0.0, min(0.25, deadline - time.monotonic())))
+            return None
+        except subprocess.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                return f"wall timeout ({limits.wall_s:g} s)"
+            if _tree_size(workspace) > ceiling:
+                return f"workspace size limit (grew over {limits.workspace_bytes >> 20} MB)"
+
+
+def _tree_size(root: Path) -> int:
+    """Bytes used under `root`, never following symlinks; each entry counts at least 512 bytes."""
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            try:
+                total += max(512, os.lstat(os.path.join(dirpath, name)).st_blocks * 512)
+            except OSError:
+                continue
+    return total
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
