@@ -90,6 +90,14 @@ def serve(
     transport: Annotated[Transport, typer.Option(help="stdio for one local client; http or sse for many")] = Transport.stdio,
     host: Annotated[Optional[str], typer.Option(help="Bind address for http/sse (default 127.0.0.1)")] = None,
     port: Annotated[Optional[int], typer.Option(help="Port for http/sse (default 8000)")] = None,
+    allow_host: Annotated[Optional[list[str]], typer.Option(
+        envvar="MEMENTO_ALLOWED_HOSTS",
+        help="Host header to accept besides loopback (repeatable; patterns like *.example.com)",
+    )] = None,
+    allow_origin: Annotated[Optional[list[str]], typer.Option(
+        envvar="MEMENTO_ALLOWED_ORIGINS",
+        help="Browser Origin to accept besides loopback and the server's own (repeatable)",
+    )] = None,
 ) -> None:
     """Run the MCP server (stdio by default; streamable HTTP at /mcp; SSE at /sse)."""
     from memento_mcp.server import build_server
@@ -106,7 +114,13 @@ def serve(
     if transport is Transport.stdio:
         server.run(show_banner=False)
     else:
-        server.run(transport=transport.value, host=host, port=port or settings.port, show_banner=False)
+        # DNS-rebinding guard on every HTTP route: a Host outside loopback, the bound address
+        # and allow_host gets 421; a foreign browser Origin gets 403 (docs/clients.md).
+        server.run(
+            transport=transport.value, host=host, port=port or settings.port, show_banner=False,
+            host_origin_protection=True, allowed_hosts=allow_host or [],
+            allowed_origins=allow_origin or [],
+        )
 
 
 @app.command("import")

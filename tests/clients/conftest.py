@@ -7,10 +7,14 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from memento_mcp.casebank import CaseBank, NewCase, store
 
 QUIET = {
     "FASTMCP_SHOW_SERVER_BANNER": "false",
@@ -51,14 +55,51 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
     raise TimeoutError(f"nothing listened on port {port}")
 
 
+def seed_bank(home: Path, cases: list[NewCase], days_ago: list[float] | None = None) -> list[int]:
+    """Write cases straight into the bank under `home`, with random unit vectors.
+
+    This is the server's own write path (CaseBank.record_outcome for rewarded cases, add_case
+    for pending ones) minus the encoder, which takes tens of seconds to load on this box. With
+    `days_ago`, each write is stamped that many days back, so charts have a history to draw.
+    """
+    rng = np.random.default_rng(0)
+    bank = CaseBank(home / "memento.db")
+    real_now = store.now
+    try:
+        ids = []
+        for i, case in enumerate(cases):
+            if days_ago is not None:
+                stamp = datetime.now(UTC) - timedelta(days=days_ago[i])
+                store.now = lambda stamp=stamp: stamp.isoformat(timespec="milliseconds")
+            vector = rng.normal(size=384).astype(np.float32)
+            vector /= np.linalg.norm(vector)
+            if case.reward is None:
+                case_id, _ = bank.add_case(case, vector)
+            else:
+                recorded, _ = bank.record_outcome(case.reward, None, (case, vector), None)
+                assert recorded is not None
+                case_id = recorded
+            ids.append(case_id)
+        return ids
+    finally:
+        store.now = real_now
+        bank.close()
+
+
+@pytest.fixture(scope="session")
+def seed() -> Callable[..., list[int]]:
+    """seed_bank, for test modules (they do not import conftest)."""
+    return seed_bank
+
+
 class HttpServer:
     """One `memento-mcp serve --transport http` child and where to reach it."""
 
-    def __init__(self, home: Path, *args: str, **env: str) -> None:
+    def __init__(self, home: Path, *args: str, transport: str = "http", **env: str) -> None:
         self.home = home
         self.port = free_port()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "memento_mcp", "serve", "--transport", "http",
+            [sys.executable, "-m", "memento_mcp", "serve", "--transport", transport,
              "--port", str(self.port), *args],
             env=server_env(home, **env),
         )
@@ -83,8 +124,11 @@ def http_server_factory(
     """Start servers that live for the whole test module (each start costs seconds here)."""
     started: list[HttpServer] = []
 
-    def start(*args: str, **env: str) -> HttpServer:
-        server = HttpServer(tmp_path_factory.mktemp("home"), *args, **env)
+    def start(
+        *args: str, transport: str = "http", home: Path | None = None, **env: str
+    ) -> HttpServer:
+        home = home or tmp_path_factory.mktemp("home")
+        server = HttpServer(home, *args, transport=transport, **env)
         started.append(server)
         return server
 
