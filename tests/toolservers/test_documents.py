@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 import openpyxl
@@ -191,17 +190,3 @@ async def test_list_documents(server: FastMCP) -> None:
         listed = (await c.call_tool("list_documents", {})).structured_content["result"]
     names = {d["path"] for d in listed}
     assert {"report.pdf", "memo.docx", "bundle.zip"} <= names and "script.exe" not in names
-
-
-@pytest.mark.slow
-async def test_stdio(root: Path, stdio: Callable[..., object]) -> None:
-    async with Client(stdio("documents", TOOLSERVERS_DOCUMENTS_ROOT=str(root)), timeout=60) as c:
-        assert {"convert_document", "list_documents"} <= {t.name for t in await c.list_tools()}
-        # list_documents needs no converter worker, which keeps this test fast; conversion is
-        # covered in-process above.
-        listed = (await c.call_tool("list_documents", {"folder": "."})).structured_content["result"]
-        assert {
-            "path": "page.html",
-            "format": "html",
-            "size": (root / "page.html").stat().st_size,
-        } in listed

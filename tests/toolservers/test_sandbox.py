@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -200,26 +200,6 @@ async def test_fallback_level_is_reported(tmp_path: Path, level: str, network: s
                 await c.call_tool("run_python", {"code": "print(1)"})
         else:
             assert (await run(c, "print(1)"))["stdout"] == "1\n"
-
-
-async def test_stdio_server_lists_and_runs(tmp_path: Path, stdio: Callable[..., object]) -> None:
-    transport = stdio("code", TOOLSERVERS_CODE_WORKSPACE=str(tmp_path / "ws"))
-    async with Client(transport, timeout=60) as c:
-        names = {t.name for t in await c.list_tools()}
-        assert {
-            "run_python",
-            "run_shell",
-            "read_file",
-            "write_file",
-            "list_files",
-            "sandbox_info",
-        } <= names
-        out = await c.call_tool(
-            "run_python", {"code": "print(sum(range(10)))"}, raise_on_error=False
-        )
-        info = (await c.call_tool("sandbox_info", {})).structured_content
-        if not info["runs_as_root"]:
-            assert out.structured_content["stdout"] == "45\n"
 
 
 async def test_disk_filling_is_stopped(client: Client) -> None:

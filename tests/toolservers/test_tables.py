@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import openpyxl
@@ -187,13 +186,3 @@ async def test_paths_stay_inside_root(
     for bad in ["../x.csv", str(outside), "link.csv"]:
         with pytest.raises(ToolError, match="absolute|'\\.\\.'|outside"):
             await call(server, "describe_table", path=bad)
-
-
-@pytest.mark.slow
-async def test_stdio(root: Path, stdio: Callable[..., object]) -> None:
-    async with Client(stdio("tables", TOOLSERVERS_TABLES_ROOT=str(root)), timeout=60) as c:
-        assert {"describe_table", "filter_rows", "aggregate"} <= {
-            t.name for t in await c.list_tools()
-        }
-        out = await c.call_tool("describe_table", {"path": "sales.csv"})
-        assert out.structured_content["rows"] == 6

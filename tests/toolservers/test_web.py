@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 from urllib.parse import parse_qs, urlsplit
@@ -185,17 +185,6 @@ async def test_search_falls_back_to_ddgs_library(monkeypatch: pytest.MonkeyPatch
         "https://e.org/2",
         "https://e.org/3",
     ]
-
-
-@pytest.mark.slow
-async def test_stdio(site: str, stdio: Callable[..., object]) -> None:
-    transport = stdio("web", TOOLSERVERS_SEARXNG_URL=site, TOOLSERVERS_WEB_ALLOW_PRIVATE="1")
-    async with Client(transport, timeout=60) as c:
-        assert {"search", "fetch"} <= {t.name for t in await c.list_tools()}
-        hits = (await c.call_tool("search", {"query": "otters"})).structured_content["hits"]
-        assert len(hits) == 5
-        page = await c.call_tool("fetch", {"url": f"{site}/article"})
-        assert "dense fur" in page.structured_content["text"]
 
 
 async def test_connect_time_check_stops_dns_rebinding(
