@@ -35,7 +35,7 @@ from memento_mcp.agent.steps import (
     plan_json,
     short,
 )
-from memento_mcp.errors import LLMError
+from memento_mcp.errors import LLMError, MementoError
 from memento_mcp.models import CaseHit, RetrieveResult
 
 ProgressCallback = Callable[[float, float | None, str], Awaitable[None]]
@@ -255,34 +255,47 @@ async def solve(
         error=error,
     )
     if memory is not None and answer and request_id is not None:
-        result.case_id = await _call(
-            usage,
-            memory.store_trajectory,
-            request_id=request_id,
-            task=task,
-            plan=plan_json(plan) if plan else answer,
-            answer=answer,
-            trajectory=result.trajectory(),
-            namespace=namespace,
-            metadata={"source": "solve_task", "status": result.status, "cycles": cycles},
-        )
+        try:
+            result.case_id = await _call(
+                usage,
+                memory.store_trajectory,
+                request_id=request_id,
+                task=task,
+                plan=plan_json(plan) if plan else answer,
+                answer=answer,
+                trajectory=result.trajectory(),
+                namespace=namespace,
+                metadata={"source": "solve_task", "status": result.status, "cycles": cycles},
+            )
+        except MementoError as exc:  # the answer is still worth returning
+            result.error = _join(result.error, f"the run was not stored: {exc}")
     if expected_answer is not None and answer:
         try:
             result.judgement = await judge(
                 task, answer, expected_answer, llm=judge_llm, usage=usage
             )
         except LLMError as exc:
-            result.error = f"{result.error or ''} judge failed: {exc}".strip()
+            result.error = _join(result.error, f"the judge failed: {exc}")
         if result.judgement is not None and memory is not None and request_id is not None:
-            await _call(
-                usage, memory.record_outcome, request_id=request_id, reward=result.judgement.reward
-            )
+            try:
+                await _call(
+                    usage,
+                    memory.record_outcome,
+                    request_id=request_id,
+                    reward=result.judgement.reward,
+                )
+            except MementoError as exc:
+                result.error = _join(result.error, f"the outcome was not recorded: {exc}")
     if request_id is None:
         result.request_id = f"solve-{uuid.uuid4().hex}"
     await progress(f"done: {result.status}")
     usage.wall_s = time.perf_counter() - started
     result.usage = usage
     return result
+
+
+def _join(first: str | None, second: str) -> str:
+    return f"{first}; {second}" if first else second
 
 
 async def _final_answer(llm: LLM, task: str, subtasks: list[SubtaskResult], usage: Usage) -> str:

@@ -340,3 +340,18 @@ def test_executor_context_trimming_keeps_task_and_call_result_pairs():
     assert trim_messages(messages, 10)[-1]["tool_call_id"] == "c9"
     assert trim_messages(messages[:4], 10**6) == messages[:4]
     assert json.dumps(trimmed)  # still plain JSON
+
+
+async def test_a_bank_that_refuses_the_run_still_returns_the_answer(scripted, calc_tools, memory):
+    from memento_mcp.errors import InvalidInput
+
+    def refuse(**kwargs):
+        raise InvalidInput("answer is larger than 65536 bytes")
+
+    memory.store_trajectory = refuse
+    pair = scripted(planner=[say_json({"final_answer": "42"})])
+    result = await solve(
+        "t", planner=pair.planner, executor=pair.executor, tools=calc_tools, memory=memory
+    )
+    assert result.answer == "42" and result.status == "answered" and result.case_id is None
+    assert result.error == "the run was not stored: answer is larger than 65536 bytes"
