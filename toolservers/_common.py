@@ -52,11 +52,12 @@ def window(text: str, offset: int, max_chars: int) -> TextWindow:
     )
 
 
-def resolve_inside(root: Path, relative: str) -> Path:
+def resolve_inside(root: Path, relative: str, label: str = "workspace") -> Path:
     """Resolve a user-given path under `root`, refusing anything that lands outside it.
 
     Absolute paths and `..` are refused outright; the rest is resolved (following symlinks) and
-    must still be inside `root`, which catches symlinks that point out of the tree.
+    must still be inside `root`, which catches symlinks that point out of the tree. `label`
+    names the root in messages ("workspace", "documents root").
     """
     if "\x00" in relative:
         raise ToolError(
@@ -64,18 +65,14 @@ def resolve_inside(root: Path, relative: str) -> Path:
         )
     candidate = Path(relative)
     if candidate.is_absolute():
-        raise ToolError(
-            f"path {relative!r} is absolute; give a path relative to the workspace root."
-        )
+        raise ToolError(f"path {relative!r} is absolute; give a path relative to the {label}.")
     if ".." in candidate.parts:
-        raise ToolError(
-            f"path {relative!r} contains '..'; paths must stay inside the workspace root."
-        )
+        raise ToolError(f"path {relative!r} contains '..'; paths must stay inside the {label}.")
     real_root = root.resolve()
     resolved = (real_root / candidate).resolve()
     if not resolved.is_relative_to(real_root):
         raise ToolError(
-            f"path {relative!r} resolves outside the workspace root (a symlink points out); refused."
+            f"path {relative!r} resolves outside the {label} (a symlink points out); refused."
         )
     return resolved
 
@@ -113,8 +110,9 @@ class Worker:
     The child speaks length-prefixed pickles over its own pipes, never the server's stdio.
     """
 
-    def __init__(self, preload: str, memory_bytes: int) -> None:
-        """`preload`: comma-separated modules the child imports before its first call."""
+    def __init__(self, preload: str, memory_bytes: int, task: str = "computation") -> None:
+        """`preload`: comma-separated modules the child imports first; `task` names the work in errors."""
+        self._task = task
         self._argv = [sys.executable, "-m", "toolservers._worker", str(memory_bytes), preload]
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
@@ -136,14 +134,14 @@ class Worker:
             except TimeoutError:
                 self.close()
                 raise ToolError(
-                    f"the computation did not finish within {timeout_s:g} s and was stopped; "
+                    f"the {self._task} did not finish within {timeout_s:g} s and was stopped; "
                     "simplify the input or split the problem."
                 ) from None
             except (EOFError, BrokenPipeError):
                 self.close()
                 raise ToolError(
-                    "the computation crashed (probably out of memory) and was stopped; "
-                    "try a smaller problem."
+                    f"the {self._task} crashed (probably out of memory) and was stopped; "
+                    "try a smaller input."
                 ) from None
         if status == "tool_error":
             raise ToolError(value)

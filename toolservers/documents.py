@@ -93,7 +93,7 @@ Converted = tuple[str, int | None, int | None, int | None]
 def build_server(root: Path | None = None) -> FastMCP:
     """A documents server reading files under `root` (default: TOOLSERVERS_DOCUMENTS_ROOT or cwd)."""
     base = (root or files_root("documents")).resolve()
-    worker = Worker("toolservers._convert,markitdown", MEMORY_MB << 20)
+    worker = Worker("toolservers._convert,markitdown", MEMORY_MB << 20, task="conversion")
     cache: OrderedDict[tuple[str, float, int | None, int | None], Converted] = OrderedDict()
     mcp = FastMCP(
         "documents",
@@ -138,7 +138,7 @@ def build_server(root: Path | None = None) -> FastMCP:
         Long results come in windows: call again with `offset=next_offset`. PDFs over the page
         limit are converted in page ranges; `page_range` says which pages you got.
         """
-        target = resolve_inside(base, path)
+        target = resolve_inside(base, path, "documents root")
         if not target.is_file():
             raise ToolError(
                 f"no file {path!r} under the documents root; call list_documents to see what exists."
@@ -169,7 +169,7 @@ def build_server(root: Path | None = None) -> FastMCP:
         ] = ".",
     ) -> list[DocumentEntry]:
         """List convertible files under a folder of the documents root (up to 500)."""
-        start = resolve_inside(base, folder)
+        start = resolve_inside(base, folder, "documents root")
         if not start.is_dir():
             raise ToolError(f"{folder!r} is not a folder under the documents root; try '.'.")
         found = []

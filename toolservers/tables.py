@@ -245,7 +245,7 @@ def build_server(root: Path | None = None) -> FastMCP:
     )
 
     def table(path: str, sheet: str | None) -> tuple[pd.DataFrame, list[str], bool]:
-        target = resolve_inside(base, path)
+        target = resolve_inside(base, path, "tables root")
         if not target.is_file():
             raise ToolError(f"no file {path!r} under the tables root.")
         if target.suffix.lower() not in SUFFIXES:
