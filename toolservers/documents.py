@@ -68,23 +68,32 @@ class DocumentEntry(BaseModel):
     size: int
 
 
+ZIP_CONTAINERS = {"zip", "docx", "pptx", "xlsx", "epub"}
+
+
 def check_limits(path: Path, fmt: str) -> None:
-    """Refuse files that are too big, and ZIPs that would inflate too far, before parsing."""
+    """Refuse files that are too big, and ZIP-based files that would inflate too far, before parsing.
+
+    Office files and EPUBs are ZIP archives too, so a decompression bomb can wear any of those
+    names; the entry limit applies to plain ZIPs, whose entries are each converted.
+    """
     size = path.stat().st_size
     if size > MAX_BYTES:
         raise ToolError(f"{path.name} is {size >> 20} MB; the limit is {MAX_BYTES >> 20} MB.")
-    if fmt == "zip":
-        try:
-            with zipfile.ZipFile(path) as archive:
-                infos = archive.infolist()
-        except zipfile.BadZipFile:
-            raise ToolError(f"{path.name} is not a valid ZIP archive.") from None
-        inflated = sum(info.file_size for info in infos)
-        if len(infos) > MAX_ZIP_ENTRIES or inflated > MAX_ZIP_BYTES:
-            raise ToolError(
-                f"{path.name} holds {len(infos)} entries / {inflated >> 20} MB uncompressed; limits are "
-                f"{MAX_ZIP_ENTRIES} entries and {MAX_ZIP_BYTES >> 20} MB."
-            )
+    if fmt not in ZIP_CONTAINERS:
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+    except zipfile.BadZipFile:
+        raise ToolError(f"{path.name} is not a valid {fmt} file (not a ZIP container).") from None
+    inflated = sum(info.file_size for info in infos)
+    too_many = fmt == "zip" and len(infos) > MAX_ZIP_ENTRIES
+    if too_many or inflated > MAX_ZIP_BYTES:
+        raise ToolError(
+            f"{path.name} holds {len(infos)} entries / {inflated >> 20} MB uncompressed; limits are "
+            f"{MAX_ZIP_ENTRIES} entries (plain ZIPs) and {MAX_ZIP_BYTES >> 20} MB."
+        )
 
 
 Converted = tuple[str, int | None, int | None, int | None]

@@ -178,11 +178,17 @@ async def test_refuses_unsupported_missing_and_oversize(
 
 
 async def test_zip_limits_checked_before_extraction(
-    server: FastMCP, monkeypatch: pytest.MonkeyPatch
+    server: FastMCP, root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(documents, "MAX_ZIP_ENTRIES", 1)
     with pytest.raises(ToolError, match="2 entries"):
         await convert(server, path="bundle.zip")
+    monkeypatch.setattr(documents, "MAX_ZIP_BYTES", 100)  # a Word file is a ZIP too
+    with pytest.raises(ToolError, match=r"memo\.docx holds \d+ entries"):
+        await convert(server, path="memo.docx")
+    (root / "fake.docx").write_text("not a zip")
+    with pytest.raises(ToolError, match="not a valid docx file"):
+        await convert(server, path="fake.docx")
 
 
 async def test_list_documents(server: FastMCP) -> None:
