@@ -86,6 +86,7 @@ async def test_unknown_names_are_symbols_not_builtins() -> None:
     assert (await call("simplify", expression="open + exec - open"))["result"] == "exec"
 
 
+@pytest.mark.slow  # kills and restarts the worker process
 async def test_runaway_computation_is_stopped_and_server_recovers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
