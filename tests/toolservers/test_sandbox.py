@@ -33,6 +33,8 @@ async def client(tmp_path: Path) -> AsyncIterator[Client]:
     server = build_server(SandboxConfig(limits=LIMITS), workspace_dir=tmp_path / "ws")
     async with Client(server) as c:
         info = (await c.call_tool("sandbox_info", {})).structured_content
+        if os.environ.get("TOOLSERVERS_TEST_REQUIRE_BWRAP") and info["level"] != "bwrap":
+            pytest.fail(f"CI expects the bubblewrap sandbox, got {info['level']}: {info['note']}")
         if info["runs_as_root"]:
             pytest.skip(f"no safe isolation on this machine: {info['note']}")
         yield c
