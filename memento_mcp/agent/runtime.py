@@ -148,6 +148,8 @@ class AgentRuntime:
         limits = self.limits
         if max_cycles is not None:
             limits = Limits(**{**limits.__dict__, "max_cycles": max_cycles})
+        if self._hub is None and on_progress is not None:
+            await on_progress(0.0, None, "starting the tool servers")
         hub = await self.tools()
         hub.require_tools()
         return await solve(
