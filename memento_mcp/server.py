@@ -13,6 +13,7 @@ from pydantic import Field
 
 from memento_mcp.agent.runtime import AgentRuntime
 from memento_mcp.agent.steps import SolveResult
+from memento_mcp.dashboard import register_dashboard
 from memento_mcp.errors import MementoError, to_tool_error
 from memento_mcp.memory import Memory, open_memory
 from memento_mcp.models import (
@@ -185,6 +186,7 @@ def build_server(settings: Settings | None = None) -> FastMCP:
         """One stored case as JSON."""
         return memory_of(ctx).get_case(case_id).model_dump()
 
+    register_dashboard(mcp, settings)  # read-only web page at / on HTTP (issue 6)
     return mcp
 
 

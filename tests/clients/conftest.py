@@ -7,8 +7,8 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -99,8 +99,17 @@ class HttpServer:
         self.home = home
         self.port = free_port()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "memento_mcp", "serve", "--transport", transport,
-             "--port", str(self.port), *args],
+            [
+                sys.executable,
+                "-m",
+                "memento_mcp",
+                "serve",
+                "--transport",
+                transport,
+                "--port",
+                str(self.port),
+                *args,
+            ],
             env=server_env(home, **env),
         )
         wait_for_port(self.port, self.process)

@@ -25,7 +25,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "clients.md"
 PYTHON_PLACEHOLDER = "/path/to/venv/bin/python"
 """The docs show this where `memento-mcp config` prints the user's own interpreter."""
 
-BLOCK = re.compile(r"<!-- (memento-mcp config [^>]*?) -->\n```json\n(.*?)```\n", re.S)
+BLOCK = re.compile(r"<!-- (memento-mcp config [^>]*?) -->\n```json\n(.*?)```\n", re.DOTALL)
 
 
 def run_config(command: str) -> dict[str, Any]:
@@ -42,6 +42,7 @@ def test_docs_blocks_are_what_the_cli_prints() -> None:
     blocks = BLOCK.findall(text)
     assert len(blocks) >= 8, "docs/clients.md lost its generated config blocks"
     if os.environ.get("MEMENTO_UPDATE_DOCS"):
+
         def fresh(match: re.Match[str]) -> str:
             body = json.dumps(run_config(match.group(1)), indent=2)
             return f"<!-- {match.group(1)} -->\n```json\n{body}\n```\n"
@@ -58,7 +59,9 @@ def test_docs_blocks_are_what_the_cli_prints() -> None:
 def test_docs_cover_every_client_over_stdio_and_http() -> None:
     commands = [shlex.split(command)[2:] for command, _ in BLOCK.findall(DOCS.read_text())]
     for client in ("claude-desktop", "cursor", "vscode", "generic"):
-        forms = {"http" if "--url" in rest else "stdio" for name, *rest in commands if name == client}
+        forms = {
+            "http" if "--url" in rest else "stdio" for name, *rest in commands if name == client
+        }
         assert forms == {"stdio", "http"}, f"{client}: documented forms {forms}"
 
 
@@ -89,10 +92,16 @@ def test_claude_desktop_reaches_http_through_mcp_remote_without_spaces_in_args()
 
 @pytest.mark.parametrize(
     ("url", "needs_flag"),
-    [("http://127.0.0.1:8000/mcp", False), ("http://localhost:8000/mcp", False),
-     ("http://10.0.0.5:8000/mcp", True), ("https://10.0.0.5/mcp", False)],
+    [
+        ("http://127.0.0.1:8000/mcp", False),
+        ("http://localhost:8000/mcp", False),
+        ("http://10.0.0.5:8000/mcp", True),
+        ("https://10.0.0.5/mcp", False),
+    ],
 )
-def test_mcp_remote_allows_plain_http_only_off_loopback_when_asked(url: str, needs_flag: bool) -> None:
+def test_mcp_remote_allows_plain_http_only_off_loopback_when_asked(
+    url: str, needs_flag: bool
+) -> None:
     args = clientconfig.render("claude-desktop", url=url)["mcpServers"]["memento"]["args"]
     assert ("--allow-http" in args) is needs_flag
 

@@ -26,19 +26,29 @@ PROTOCOL = "2026-07-28"
 _ids = itertools.count(1)
 
 
-def tool_call(server: HttpServer, name: str, arguments: dict[str, Any], **headers: str) -> httpx.Response:
+def tool_call(
+    server: HttpServer, name: str, arguments: dict[str, Any], **headers: str
+) -> httpx.Response:
     """One sessionless (2026-07-28) tools/call POST, the way a script or a browser would send it."""
     body = {
-        "jsonrpc": "2.0", "id": next(_ids), "method": "tools/call",
+        "jsonrpc": "2.0",
+        "id": next(_ids),
+        "method": "tools/call",
         "params": {
-            "name": name, "arguments": arguments,
-            "_meta": {"io.modelcontextprotocol/protocolVersion": PROTOCOL,
-                      "io.modelcontextprotocol/clientCapabilities": {}},
+            "name": name,
+            "arguments": arguments,
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": PROTOCOL,
+                "io.modelcontextprotocol/clientCapabilities": {},
+            },
         },
     }
     base = {
-        "Content-Type": "application/json", "Accept": "application/json, text/event-stream",
-        "MCP-Protocol-Version": PROTOCOL, "Mcp-Method": "tools/call", "Mcp-Name": name,
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": PROTOCOL,
+        "Mcp-Method": "tools/call",
+        "Mcp-Name": name,
     }
     return httpx.post(f"{server.base}/mcp", json=body, headers={**base, **headers}, timeout=120)
 
@@ -55,9 +65,7 @@ def server(
     home = tmp_path_factory.mktemp("secured")
     cases = [NewCase("default", f"Seeded task {i}", f"Plan {i}", "answer", 1.0) for i in range(3)]
     seed(home, cases)
-    return http_server_factory(
-        "--allow-host", "bank.example", home=home, MEMENTO_AUTH_TOKEN=TOKEN
-    )
+    return http_server_factory("--allow-host", "bank.example", home=home, MEMENTO_AUTH_TOKEN=TOKEN)
 
 
 def bank_cases(server: HttpServer) -> int:

@@ -34,7 +34,10 @@ def command_for(start: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]
         pytest.skip("node is not installed")
     out = subprocess.run(
         ["node", "-e", EVAL, start["commandFunction"], json.dumps(config)],
-        capture_output=True, text=True, check=True, timeout=30,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
     )
     return json.loads(out.stdout)  # type: ignore[no-any-return]
 

@@ -1,0 +1,80 @@
+"""The dashboard's HTTP routes, registered on the FastMCP server as custom routes.
+
+They read the same Memory the MCP tools use (the server's lifespan holds it), in a worker thread,
+since the case bank is synchronous SQLite. Nothing here writes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastmcp import Context, FastMCP
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from memento_mcp.dashboard import access, views
+from memento_mcp.errors import NotFound
+from memento_mcp.memory import Memory
+from memento_mcp.settings import Settings
+
+_templates = Environment(
+    loader=PackageLoader("memento_mcp.dashboard", "templates"),
+    autoescape=select_autoescape(default=True),
+    undefined=StrictUndefined,
+)
+_templates.filters["metric"] = views.metric
+
+
+def render(template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    html = _templates.get_template(template).render(**context)
+    # The page never needs scripts or outside resources; say so to the browser.
+    headers = {
+        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+    }
+    return HTMLResponse(html, status_code=status, headers=headers)
+
+
+def register_dashboard(mcp: FastMCP, settings: Settings) -> None:
+    """Serve the dashboard at / and /dashboard (HTTP and SSE transports; stdio has no pages)."""
+    token = settings.auth_token
+
+    def guard(request: Request) -> Response | None:
+        exchanged = access.exchange_query_token(request, token)
+        if exchanged is not None:
+            return exchanged
+        if not access.is_allowed(request, token):
+            return render("denied.html", status=401)
+        return None
+
+    def memory() -> Memory | None:
+        return Context(mcp).lifespan_context.get("memory")  # type: ignore[no-any-return]
+
+    async def index(request: Request) -> Response:
+        if (refused := guard(request)) is not None:
+            return refused
+        if (mem := memory()) is None:
+            return render("denied.html", status=503, reason="The case bank is not open yet.")
+        filters = views.Filters.from_query(request.query_params)
+        return render("index.html", **await run_in_threadpool(views.index, mem, filters))
+
+    async def case(request: Request) -> Response:
+        if (refused := guard(request)) is not None:
+            return refused
+        if (mem := memory()) is None:
+            return render("denied.html", status=503, reason="The case bank is not open yet.")
+        try:
+            found = await run_in_threadpool(mem.get_case, request.path_params["case_id"])
+        except NotFound:
+            return render("missing.html", status=404, case_id=request.path_params["case_id"])
+        return render("case.html", **views.case_page(found))
+
+    mcp.custom_route("/", methods=["GET"], include_in_schema=False)(index)
+    mcp.custom_route("/dashboard", methods=["GET"], include_in_schema=False)(index)
+    mcp.custom_route("/dashboard/cases/{case_id:int}", methods=["GET"], include_in_schema=False)(
+        case
+    )
