@@ -46,7 +46,8 @@ class SubtaskResult(BaseModel):
 
     def render(self) -> str:
         note = "" if self.status == "done" else f" [{self.status}]"
-        return f"Subtask {self.id}{note}: {self.description}\nResult: {self.result}"
+        # Capped so that many cycles of verbose results cannot crowd the task out of the prompt.
+        return f"Subtask {self.id}{note}: {self.description}\nResult: {short(self.result, 2000)}"
 
 
 class Usage(BaseModel):

@@ -355,3 +355,19 @@ async def test_a_bank_that_refuses_the_run_still_returns_the_answer(scripted, ca
     )
     assert result.answer == "42" and result.status == "answered" and result.case_id is None
     assert result.error == "the run was not stored: answer is larger than 65536 bytes"
+
+
+@pytest.mark.parametrize(
+    "answer, truth, expected",
+    [
+        ("The Eiffel Tower.", "eiffel tower", True),
+        ("  PARIS ", "London<|answer_split|>Paris", True),
+        ("1,024", "1024", True),
+        ("Paris, France", "Paris", False),
+        ("", "Paris", False),
+    ],
+)
+def test_exact_match_normalises_and_splits_alternatives(answer, truth, expected):
+    from memento_mcp.agent.judge import exact_match
+
+    assert exact_match(answer, truth) is expected
