@@ -87,6 +87,12 @@ def seed_bank(home: Path, cases: list[NewCase], days_ago: list[float] | None = N
 
 
 @pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
 def seed() -> Callable[..., list[int]]:
     """seed_bank, for test modules (they do not import conftest)."""
     return seed_bank
