@@ -7,7 +7,7 @@ import json
 import os
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from memento_mcp import clientconfig
+from memento_mcp.agent.cli import register as register_agent_commands
 from memento_mcp.casebank.memento_io import Format
 from memento_mcp.errors import MementoError
 from memento_mcp.memory import Memory, open_memory
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 console = Console()
 errors = Console(stderr=True)
+register_agent_commands(app)  # solve, eval
 
 STARTER_BANK = Path(__file__).parent / "data" / "memento_memory.jsonl"
 """Memento's public memory.jsonl (MIT, see data/NOTICE): 1,278 solved and failed QA cases."""
@@ -53,9 +55,9 @@ class ClientName(str, Enum):
 @app.callback()
 def main(
     home: Annotated[
-        Optional[Path], typer.Option(help="Data directory (default: MEMENTO_HOME or user data dir)")
+        Path | None, typer.Option(help="Data directory (default: MEMENTO_HOME or user data dir)")
     ] = None,
-    namespace: Annotated[Optional[str], typer.Option(help="Default namespace")] = None,
+    namespace: Annotated[str | None, typer.Option(help="Default namespace")] = None,
 ) -> None:
     # Through the environment, so every Settings() below (and child commands) agrees.
     if home is not None:
@@ -88,13 +90,13 @@ def is_loopback(host: str) -> bool:
 @app.command()
 def serve(
     transport: Annotated[Transport, typer.Option(help="stdio for one local client; http or sse for many")] = Transport.stdio,
-    host: Annotated[Optional[str], typer.Option(help="Bind address for http/sse (default 127.0.0.1)")] = None,
-    port: Annotated[Optional[int], typer.Option(help="Port for http/sse (default 8000)")] = None,
-    allow_host: Annotated[Optional[list[str]], typer.Option(
+    host: Annotated[str | None, typer.Option(help="Bind address for http/sse (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port for http/sse (default 8000)")] = None,
+    allow_host: Annotated[list[str] | None, typer.Option(
         envvar="MEMENTO_ALLOWED_HOSTS",
         help="Host header to accept besides loopback (repeatable; patterns like *.example.com)",
     )] = None,
-    allow_origin: Annotated[Optional[list[str]], typer.Option(
+    allow_origin: Annotated[list[str] | None, typer.Option(
         envvar="MEMENTO_ALLOWED_ORIGINS",
         help="Browser Origin to accept besides loopback and the server's own (repeatable)",
     )] = None,
@@ -125,7 +127,7 @@ def serve(
 
 @app.command("import")
 def import_(
-    path: Annotated[Optional[Path], typer.Argument(help="memory.jsonl, dummy_memo.jsonl or training_data.jsonl")] = None,
+    path: Annotated[Path | None, typer.Argument(help="memory.jsonl, dummy_memo.jsonl or training_data.jsonl")] = None,
     starter: Annotated[bool, typer.Option(help="Import the starter bank: Memento's public memory.jsonl")] = False,
     skip_bad: Annotated[bool, typer.Option(help="Import the good lines even if some are malformed")] = False,
 ) -> None:
@@ -212,7 +214,7 @@ def stats(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 @app.command()
 def config(
     client: Annotated[ClientName, typer.Argument(help="Which client's format to print")],
-    url: Annotated[Optional[str], typer.Option(help="Connect over HTTP to this URL instead of stdio")] = None,
+    url: Annotated[str | None, typer.Option(help="Connect over HTTP to this URL instead of stdio")] = None,
     token: Annotated[bool, typer.Option(help="Add the bearer-token header (HTTP)")] = False,
 ) -> None:
     """Print the JSON block to paste into an MCP client's configuration."""
@@ -222,8 +224,3 @@ def config(
     errors.print(f"[dim]# paste into {clientconfig.CONFIG_FILES[client.value]}[/dim]")  # type: ignore[index]
     print(json.dumps(block, indent=2))
 
-
-# solve / eval (issue 4) live with the agent; imported here so `memento-mcp --help` lists them.
-from memento_mcp.agent.cli import register as _register_agent  # noqa: E402
-
-_register_agent(app)

@@ -16,8 +16,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from memento_mcp.casebank import CaseBank, Impression, NewCase
-from memento_mcp.casebank.store import content_hash
 from memento_mcp.casebank.memento_io import Format, Record, export_lines, read_jsonl
+from memento_mcp.casebank.store import content_hash
 from memento_mcp.errors import InvalidInput
 from memento_mcp.models import (
     POSITIVE_REWARD,

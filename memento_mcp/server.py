@@ -125,8 +125,6 @@ def build_server(settings: Settings | None = None) -> FastMCP:
         """Report the outcome of a task. With request_id, the reward labels the cases that were
         shown (this trains the retriever) and, with a plan or answer, the task is stored as a new
         case. Without request_id, give task, plan and answer to store your own experience."""
-        from memento_mcp.models import plan_text
-
         return memory_of(ctx).record_outcome(
             request_id=request_id,
             task=task,

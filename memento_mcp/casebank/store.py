@@ -30,8 +30,7 @@ CASE_STATS = ("case_reward", "case_success_rate", "case_log_labelled")
 """Columns of the per-case record fed to the Q-scorer next to the two embeddings."""
 
 _STOPWORDS = frozenset(
-    "a an and are as at be by did do does for from how in is it of on or that the this to "
-    "was what when where which who whom whose why will with".split()
+    ["a", "an", "and", "are", "as", "at", "be", "by", "did", "do", "does", "for", "from", "how", "in", "is", "it", "of", "on", "or", "that", "the", "this", "to", "was", "what", "when", "where", "which", "who", "whom", "whose", "why", "will", "with"]
 )
 
 
