@@ -9,8 +9,11 @@ with its tool results), so a tool result never loses its call and the task is ne
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
+
+import anyio
 
 from memento_mcp.agent import prompts
 from memento_mcp.agent.llm import LLM, ToolCall
@@ -130,20 +133,8 @@ async def run_subtask(
             )
         rounds += 1
         messages.append(reply.assistant_message())
-        for index, call in enumerate(reply.tool_calls):
-            args = _arguments(call)
-            if index >= MAX_CALLS_PER_ROUND:
-                outcome = ToolOutcome(
-                    f"Error: not run; at most {MAX_CALLS_PER_ROUND} tool calls per reply.",
-                    True,
-                    0.0,
-                )
-            elif isinstance(args, str):
-                outcome = ToolOutcome(f"Error: {args}", True, 0.0)
-            else:
-                outcome = await tools.call(call.name, args)
-                usage.tool_calls += 1
-                usage.tool_s += outcome.elapsed_s
+        outcomes = await _run_calls(tools, reply.tool_calls, usage)
+        for call, args, outcome in outcomes:
             content = outcome.text
             if outcome.is_error and not content.startswith("Error"):
                 content = f"Error: {content}"
@@ -161,6 +152,35 @@ async def run_subtask(
             steps.append(step)
             if on_step is not None:
                 await on_step(step)
+
+
+async def _run_calls(
+    tools: Tools, calls: list[ToolCall], usage: Usage
+) -> list[tuple[ToolCall, dict[str, Any] | str, ToolOutcome]]:
+    """Run one reply's tool calls concurrently (the model sent them as independent); results keep
+    the order of the calls. Tool time is the wall time of the batch, not the sum of the calls."""
+    parsed = [_arguments(call) for call in calls]
+    outcomes: list[ToolOutcome] = [ToolOutcome("", True, 0.0)] * len(calls)
+
+    async def run(index: int, arguments: dict[str, Any]) -> None:
+        outcomes[index] = await tools.call(calls[index].name, arguments)
+
+    started = time.perf_counter()
+    ran = 0
+    async with anyio.create_task_group() as tg:
+        for index, args in enumerate(parsed):
+            if index >= MAX_CALLS_PER_ROUND:
+                limit = f"Error: not run; at most {MAX_CALLS_PER_ROUND} tool calls per reply."
+                outcomes[index] = ToolOutcome(limit, True, 0.0)
+            elif isinstance(args, str):
+                outcomes[index] = ToolOutcome(f"Error: {args}", True, 0.0)
+            else:
+                ran += 1
+                tg.start_soon(run, index, args)
+    if ran:
+        usage.tool_calls += ran
+        usage.tool_s += time.perf_counter() - started
+    return list(zip(calls, parsed, outcomes, strict=True))
 
 
 def _calls(steps: list[ToolStep], cycle: int, item: PlanItem) -> int:

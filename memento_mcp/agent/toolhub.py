@@ -12,6 +12,7 @@ SHELL, TERM, USER) plus the `env` its config entry names; no API key leaks to a 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -143,6 +144,7 @@ class ToolHub:
         connect_timeout_s: float = 60.0,
         max_result_chars: int = MAX_RESULT_CHARS,
         log_dir: Path | None = None,
+        restart_cooldown_s: float = 10.0,
     ) -> None:
         self.config = load_config(config)
         if not self.config["mcpServers"]:
@@ -164,6 +166,9 @@ class ToolHub:
         self.dead: dict[str, str] = {}  # server -> why it is down
         self.restarts: dict[str, int] = {name: 0 for name in self.clients}
         self._locks = {name: anyio.Lock() for name in self.clients}
+        # A child that will not come back is retried at most this often, not on every call.
+        self.restart_cooldown_s = restart_cooldown_s
+        self._restarted_at: dict[str, float] = {}
         self._started = False
 
     async def __aenter__(self) -> Self:
@@ -187,7 +192,7 @@ class ToolHub:
         with anyio.CancelScope(shield=True):
             for client in self.clients.values():
                 if client.is_connected() or client._session_state.nesting_counter:
-                    with anyio.move_on_after(5):
+                    with anyio.move_on_after(5), contextlib.suppress(Exception):
                         await client.close()
 
     async def _connect(self, name: str) -> None:
@@ -215,9 +220,11 @@ class ToolHub:
     async def restart(self, name: str) -> None:
         """Close whatever is left of a child and spawn it again."""
         client = self.clients[name]
-        with anyio.move_on_after(5):
+        # close() re-raises whatever killed the old session (a failed start, a crash): expected here.
+        with anyio.move_on_after(5), contextlib.suppress(Exception):
             await client.close()
         self.restarts[name] += 1
+        self._restarted_at[name] = time.monotonic()
         await self._connect(name)
 
     def openai_tools(self) -> list[dict[str, Any]]:
@@ -242,12 +249,16 @@ class ToolHub:
         server = tool.server
         if server in self.dead or not self.clients[server].is_connected():
             async with self._locks[server]:
-                if server in self.dead or not self.clients[server].is_connected():
+                recent = (
+                    time.monotonic() - self._restarted_at.get(server, -1e9)
+                    < self.restart_cooldown_s
+                )
+                if (server in self.dead or not self.clients[server].is_connected()) and not recent:
                     await self.restart(server)
             if server in self.dead:
                 return ToolOutcome(
-                    f"Tool server {server!r} is down and could not be restarted: "
-                    f"{self.dead[server]}",
+                    f"Tool server {server!r} is down ({self.dead[server]}); it is restarted at "
+                    f"most every {self.restart_cooldown_s:g}s. Try another tool or report the failure.",
                     True,
                     time.perf_counter() - started,
                 )

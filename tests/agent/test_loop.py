@@ -371,3 +371,34 @@ def test_exact_match_normalises_and_splits_alternatives(answer, truth, expected)
     from memento_mcp.agent.judge import exact_match
 
     assert exact_match(answer, truth) is expected
+
+
+async def test_parallel_tool_calls_in_one_reply_run_concurrently_in_order(scripted, calc_tools):
+    import time
+
+    from memento_mcp.agent.toolhub import ToolOutcome
+
+    class SlowTools(type(calc_tools)):
+        async def call(self, name, arguments):
+            await anyio.sleep(0.3 if arguments["a"] == 1 else 0.1)
+            return ToolOutcome(f"{name}:{arguments['a']}", False, 0.3)
+
+    tools = SlowTools({"calc_add": lambda a, b: a + b})
+    pair = scripted(
+        planner=[
+            say_json({"plan": [{"id": 1, "description": "both"}]}),
+            say_json({"final_answer": "done"}),
+        ],
+        executor=[calls(("calc_add", {"a": 1, "b": 0}), ("calc_add", {"a": 2, "b": 0})), say("ok")],
+    )
+    started = time.perf_counter()
+    result = await solve("t", planner=pair.planner, executor=pair.executor, tools=tools)
+    elapsed = time.perf_counter() - started
+    assert [s.result for s in result.steps] == ["calc_add:1", "calc_add:2"]
+    assert 0.3 <= result.usage.tool_s < 0.45 and elapsed < 0.6 + result.usage.llm_s
+    tool_ids = [
+        m["tool_call_id"]
+        for m in pair.script.requests_for("executor")[1]["messages"]
+        if m["role"] == "tool"
+    ]
+    assert tool_ids == ["call_1", "call_2"]

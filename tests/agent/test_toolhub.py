@@ -11,7 +11,7 @@ import pytest
 
 from memento_mcp.agent.loop import solve
 from memento_mcp.agent.scripted import call, say, say_json
-from memento_mcp.agent.toolhub import ToolHub, load_config, public_name
+from memento_mcp.agent.toolhub import HubTool, ToolHub, load_config, public_name
 from memento_mcp.errors import ConfigError
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -145,3 +145,16 @@ def test_bad_config_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="mcpServers"):
         load_config(path)
     assert os.environ.get("MEMENTO_TEST_SECRET") is None
+
+
+async def test_a_child_that_will_not_start_is_retried_at_most_every_cooldown(tmp_path):
+    config = {
+        "mcpServers": {"bad": {"command": sys.executable, "args": ["-c", "raise SystemExit(2)"]}}
+    }
+    async with ToolHub(config, connect_timeout_s=20, restart_cooldown_s=30) as hub:
+        assert "bad" in hub.dead and hub.tools == {}
+        hub.tools["bad_x"] = HubTool("bad_x", "bad", "x", "", {})  # as if it had listed a tool once
+        first = await hub.call("bad_x", {})
+        second = await hub.call("bad_x", {})
+    assert first.is_error and second.is_error and "restarted at most every 30s" in second.text
+    assert hub.restarts["bad"] == 1
