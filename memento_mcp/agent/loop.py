@@ -96,6 +96,14 @@ class _Budgeted:
         return await self.llm.complete(messages, **kwargs)
 
 
+def _accepts(method: Callable[..., Any], name: str) -> bool:
+    """Does this Memory method take `name`? (The impressions' source, where Memory records it.)"""
+    try:
+        return name in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 async def _call(usage: Usage, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Call a Memory method: async ones are awaited, sync ones (SQLite, the encoder) run in a worker
     thread so that concurrent solves keep the event loop free. The time goes to usage.memory_s."""
@@ -137,8 +145,9 @@ async def solve(
     negative: list[CaseHit] = []
     request_id: str | None = None
     if memory is not None:
+        extra = {"source": "solve_task"} if _accepts(memory.retrieve, "source") else {}
         retrieved: RetrieveResult = await _call(
-            usage, memory.retrieve, task, k=limits.k, namespace=namespace
+            usage, memory.retrieve, task, k=limits.k, namespace=namespace, **extra
         )
         positive, negative, request_id = (
             retrieved.positive,
