@@ -11,7 +11,14 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from memento_mcp import clientconfig
@@ -166,7 +173,14 @@ def export(
 ) -> None:
     """Write the namespace's cases (or labelled pairs) back out in a Memento JSONL layout."""
     fmt: Format = format.value  # type: ignore[assignment]
-    count = _memory().export_file(path, fmt)
+    memory = _memory()
+    # Memory.export_file reports no per-line progress, so show that it is alive and for how long.
+    with Progress(
+        SpinnerColumn(), TextColumn(f"exporting {fmt} lines to {path}"), TimeElapsedColumn(),
+        console=errors, transient=True,
+    ) as bar:
+        bar.add_task("export", total=None)
+        count = memory.export_file(path, fmt)
     console.print(f"wrote {count} lines to {path}")
 
 
