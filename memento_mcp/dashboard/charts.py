@@ -41,7 +41,7 @@ def outcomes_per_day(days: list[dict[str, Any]]) -> str:
     if not days:
         return ""
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    peak = max(day["outcomes"] for day in days)
+    peak = int(max(day["outcomes"] for day in days))
     slot = plot_w / len(days)
     bar = max(min(slot * 0.7, 28.0), 1.0)
 

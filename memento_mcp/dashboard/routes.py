@@ -48,11 +48,16 @@ def register_dashboard(mcp: FastMCP, settings: Settings) -> None:
         if exchanged is not None:
             return exchanged
         if not access.is_allowed(request, token):
-            return render("denied.html", status=401)
+            refused = render("denied.html", status=401)
+            refused.headers["WWW-Authenticate"] = 'Bearer realm="memento dashboard"'
+            return refused
         return None
 
     def memory() -> Memory | None:
-        return Context(mcp).lifespan_context.get("memory")  # type: ignore[no-any-return]
+        # The Memory the server's lifespan opened (None before it starts). Context(mcp) is the
+        # public way to reach it outside a tool call.
+        found: Memory | None = Context(mcp).lifespan_context.get("memory")
+        return found
 
     async def index(request: Request) -> Response:
         if (refused := guard(request)) is not None:

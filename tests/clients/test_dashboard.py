@@ -205,7 +205,8 @@ def test_without_the_token_the_dashboard_is_refused(app_factory: Callable[..., T
         response = client.get(url)
         assert response.status_code == 401, url
         assert "Who wrote Dune" not in response.text
-    assert client.get("/", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    refused = client.get("/", headers={"Authorization": "Bearer wrong"})
+    assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Bearer")
     client.cookies.set(access.COOKIE, TOKEN)  # the raw token is not a valid cookie
     assert client.get("/").status_code == 401
 

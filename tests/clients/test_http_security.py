@@ -140,6 +140,14 @@ def test_loopback_origin_is_served(server: HttpServer) -> None:
     assert response.status_code == 200
 
 
+def test_dashboard_is_behind_the_same_guard_and_token(server: HttpServer) -> None:
+    page = f"{server.base}/dashboard"
+    assert httpx.get(page, headers={**AUTH, "Host": "evil.example"}, timeout=30).status_code == 421
+    assert httpx.get(page, timeout=30).status_code == 401
+    opened = httpx.get(page, headers=AUTH, timeout=30)
+    assert opened.status_code == 200 and "Seeded task 0" in opened.text
+
+
 def test_guard_runs_before_auth_so_rebinding_learns_nothing(server: HttpServer) -> None:
     # No token and a foreign Host: refused as misdirected, not answered with a 401 challenge.
     assert tool_call(server, "case_bank_stats", {}, Host="evil.example").status_code == 421
