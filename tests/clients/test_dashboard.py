@@ -284,3 +284,20 @@ def test_store_reward_curve_slices_history(tmp_path: Path, seed: Callable[..., l
     (day,) = bank.outcomes_by_day()
     assert (day["outcomes"], day["positive"], day["mean_reward"]) == (20, 10, 0.5)
     bank.close()
+
+
+def test_templates_ship_in_the_wheel() -> None:
+    """pyproject's package-data must name the templates, or a non-editable install has no pages."""
+    import fnmatch
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    config = tomllib.loads((root / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["memento_mcp"]
+    templates = sorted((root / "memento_mcp" / "dashboard" / "templates").glob("*.html"))
+    assert templates
+    for template in templates:
+        relative = template.relative_to(root / "memento_mcp").as_posix()
+        assert any(fnmatch.fnmatch(relative, p) for p in patterns), (
+            f'add "dashboard/templates/*" to [tool.setuptools.package-data] memento_mcp ({relative})'
+        )
