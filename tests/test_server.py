@@ -38,7 +38,8 @@ async def seed(client: Client, namespace: str | None = None) -> list[int]:
 async def test_lists_the_case_bank_tools_with_annotations(client: Client) -> None:
     tools = {tool.name: tool for tool in await client.list_tools()}
     assert set(tools) == {
-        "retrieve_cases", "record_outcome", "get_case", "delete_case", "case_bank_stats"
+        "retrieve_cases", "record_outcome", "get_case", "delete_case", "case_bank_stats",
+        "solve_task",
     }
     assert tools["retrieve_cases"].annotations.read_only_hint is True
     assert tools["delete_case"].annotations.destructive_hint is True
