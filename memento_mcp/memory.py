@@ -6,12 +6,13 @@ CLI, the agent loop and the tests all reach the same code.
 
 from __future__ import annotations
 
+import functools
 import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -32,6 +33,9 @@ from memento_mcp.retrieval.index import VectorIndex
 from memento_mcp.retrieval.policy import select
 from memento_mcp.settings import Settings
 
+if TYPE_CHECKING:
+    from retriever.online import OnlineTrainer
+
 LEXICAL_WEIGHT = 0.15
 """Share of the cold-start score that comes from FTS5 matches; the rest is cosine similarity."""
 
@@ -50,6 +54,27 @@ class ScorerSource(Protocol):
     def scorer(self) -> Scorer | None: ...
 
     def notify_labelled(self, n: int) -> None: ...
+
+
+class OnlineScorers:
+    """The learned retriever (retriever.online), imported on first use so that torch stays out
+    of server start-up and `tools/list`."""
+
+    def __init__(self, bank: CaseBank, settings: Settings) -> None:
+        self.bank = bank
+        self.settings = settings
+
+    @functools.cached_property
+    def trainer(self) -> OnlineTrainer:
+        from retriever.online import OnlineTrainer
+
+        return OnlineTrainer(self.bank, self.settings.checkpoint_dir, self.settings.retrain_every)
+
+    def scorer(self) -> Scorer | None:
+        return self.trainer.scorer()
+
+    def notify_labelled(self, n: int) -> None:
+        self.trainer.notify_labelled(n)
 
 
 @dataclass
@@ -401,4 +426,4 @@ def open_memory(settings: Settings | None = None) -> Memory:
     """The Memory for these settings: opens (or creates) the bank under settings.home."""
     settings = settings or Settings()
     bank = CaseBank(settings.db_path)
-    return Memory(bank, settings)
+    return Memory(bank, settings, scorers=OnlineScorers(bank, settings))
