@@ -102,7 +102,7 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, self.max_delay_s)
-        backoff = self.base_delay_s * (2**attempt)
+        backoff: float = self.base_delay_s * 2.0**attempt
         return min(backoff * (0.5 + random.random() / 2), self.max_delay_s)
 
 

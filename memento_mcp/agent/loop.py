@@ -58,7 +58,9 @@ class MemoryLike(Protocol):
         metadata: dict[str, Any] | None = None,
     ) -> Any: ...
 
-    def record_outcome(self, **kwargs: Any) -> Any: ...
+    def record_outcome(
+        self, *, request_id: str | None = None, reward: float | None = None
+    ) -> Any: ...
 
 
 class ToolCatalog(Tools, Protocol):

@@ -160,8 +160,11 @@ class ScriptedServer:
             ]
         )
         config = uvicorn.Config(
-            app, log_level="error", lifespan="off", timeout_graceful_shutdown=0.2
-        )  # type: ignore[arg-type]
+            app,
+            log_level="error",
+            lifespan="off",
+            timeout_graceful_shutdown=0.2,  # type: ignore[arg-type]  # a float works; typed int
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name="scripted-llm", daemon=True)
 

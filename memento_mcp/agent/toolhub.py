@@ -77,7 +77,7 @@ def load_config(source: Path | str | dict[str, Any] | None) -> dict[str, Any]:
     """An mcpServers config from a dict, a JSON file, or (None) our own toolservers."""
     if source is None:
         try:
-            from toolservers import default_mcp_servers  # type: ignore[import-not-found]
+            from toolservers import default_mcp_servers
         except ImportError as exc:
             raise ConfigError(
                 "No mcp_servers file is configured and the default toolservers package is missing; "
@@ -193,13 +193,13 @@ class ToolHub:
             for client in self.clients.values():
                 if client.is_connected() or client._session_state.nesting_counter:
                     with anyio.move_on_after(5), contextlib.suppress(Exception):
-                        await client.close()
+                        await client.close()  # type: ignore[no-untyped-call]
 
     async def _connect(self, name: str) -> None:
         client = self.clients[name]
         try:
             with anyio.fail_after(self.connect_timeout_s):
-                await client.__aenter__()
+                await client.__aenter__()  # type: ignore[no-untyped-call]
                 listed = await client.list_tools()
         except Exception as exc:  # noqa: BLE001 - a child that cannot start is data for the executor
             self.dead[name] = f"failed to start: {type(exc).__name__}: {exc}"
@@ -222,7 +222,7 @@ class ToolHub:
         client = self.clients[name]
         # close() re-raises whatever killed the old session (a failed start, a crash): expected here.
         with anyio.move_on_after(5), contextlib.suppress(Exception):
-            await client.close()
+            await client.close()  # type: ignore[no-untyped-call]
         self.restarts[name] += 1
         self._restarted_at[name] = time.monotonic()
         await self._connect(name)
