@@ -17,7 +17,7 @@ DEFAULT_HOME = Path(platformdirs.user_data_dir("memento-mcp", appauthor=False))
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MEMENTO_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="MEMENTO_", extra="ignore", populate_by_name=True)
 
     home: Path = Field(DEFAULT_HOME, description="Directory holding the case bank and checkpoints")
     namespace: str = Field("default", description="Case bank used when a tool call names none")
@@ -42,7 +42,14 @@ class Settings(BaseSettings):
     )
     planner_model: str | None = None
     executor_model: str | None = None
+    judge_model: str | None = Field(None, description="LLM judge for expected_answer; else exact match")
     mcp_servers: Path | None = Field(None, description="Claude-Desktop-style mcpServers JSON file")
+    llm_timeout_s: float = Field(120.0, gt=0, description="One LLM request at most")
+    tool_timeout_s: float = Field(120.0, gt=0, description="One child tool call at most")
+    solve_max_cycles: int = Field(3, ge=1, description="Plan → execute → replan cycles at most")
+    solve_max_steps: int = Field(8, ge=1, description="Tool-calling steps per subtask at most")
+    solve_deadline_s: float = Field(600.0, gt=0, description="Wall-clock budget of one solve_task")
+    solve_max_tokens: int = Field(500_000, ge=1000, description="Token budget of one solve_task")
 
     @property
     def db_path(self) -> Path:

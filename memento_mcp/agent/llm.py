@@ -20,6 +20,7 @@ import anyio
 import openai
 
 from memento_mcp.errors import ConfigError, LLMBadReply, LLMError, LLMRateLimited, LLMTimeout
+from memento_mcp.settings import Settings
 
 JsonMode = Literal["json_object", "none"]
 
@@ -276,13 +277,13 @@ class Backends:
 
 
 def backends_from_settings(
-    settings: Any, *, timeout_s: float = 120.0, retry: RetryPolicy | None = None
+    settings: Settings, *, timeout_s: float = 120.0, retry: RetryPolicy | None = None
 ) -> Backends:
     """Build the two models from Settings; raises ConfigError with set-up help when none is configured."""
-    base_url = getattr(settings, "llm_base_url", None)
-    api_key = getattr(settings, "llm_api_key", None)
-    planner_model = getattr(settings, "planner_model", None)
-    executor_model = getattr(settings, "executor_model", None) or planner_model
+    base_url = settings.llm_base_url
+    api_key = settings.llm_api_key
+    planner_model = settings.planner_model
+    executor_model = settings.executor_model or planner_model
     if not (base_url or api_key) or not planner_model:
         raise ConfigError(NO_BACKEND_HELP)
     client = make_client(base_url=base_url, api_key=api_key, timeout_s=timeout_s)
@@ -290,7 +291,7 @@ def backends_from_settings(
     executor = OpenAILLM(
         executor_model or planner_model, client=client, timeout_s=timeout_s, retry=retry
     )
-    judge_model = getattr(settings, "judge_model", None)
+    judge_model = settings.judge_model
     judge = (
         OpenAILLM(judge_model, client=client, timeout_s=timeout_s, retry=retry)
         if judge_model

@@ -29,24 +29,22 @@ from memento_mcp.agent.sampling import (
 from memento_mcp.agent.steps import SolveResult
 from memento_mcp.agent.toolhub import ToolHub, load_config
 from memento_mcp.errors import ConfigError
+from memento_mcp.settings import Settings
 
 
-def limits_from_settings(settings: Any) -> Limits:
-    """Limits from optional settings (solve_max_cycles, solve_max_steps, solve_deadline_s,
-    solve_max_tokens); any that Settings does not define keep the Limits default."""
-    defaults = Limits()
+def limits_from_settings(settings: Settings) -> Limits:
     return Limits(
-        max_cycles=getattr(settings, "solve_max_cycles", None) or defaults.max_cycles,
-        max_steps=getattr(settings, "solve_max_steps", None) or defaults.max_steps,
-        deadline_s=getattr(settings, "solve_deadline_s", None) or defaults.deadline_s,
-        max_tokens=getattr(settings, "solve_max_tokens", None) or defaults.max_tokens,
+        max_cycles=settings.solve_max_cycles,
+        max_steps=settings.solve_max_steps,
+        deadline_s=settings.solve_deadline_s,
+        max_tokens=settings.solve_max_tokens,
     )
 
 
 class AgentRuntime:
     def __init__(
         self,
-        settings: Any,
+        settings: Settings,
         memory: MemoryLike | None = None,
         *,
         tools_config: dict[str, Any] | None = None,
@@ -105,12 +103,12 @@ class AgentRuntime:
                 source = (
                     self._tools_config
                     if self._tools_config is not None
-                    else getattr(self.settings, "mcp_servers", None)
+                    else self.settings.mcp_servers
                 )
                 hub = ToolHub(
                     load_config(source),
                     log_dir=self.log_dir,
-                    call_timeout_s=getattr(self.settings, "tool_timeout_s", None) or 120.0,
+                    call_timeout_s=self.settings.tool_timeout_s,
                 )
                 with anyio.CancelScope(
                     shield=True
@@ -123,7 +121,7 @@ class AgentRuntime:
         """The configured OpenAI-compatible backends, or None when none is configured."""
         if self._backends is None and self._backend_error is None:
             try:
-                timeout = getattr(self.settings, "llm_timeout_s", None) or 120.0
+                timeout = self.settings.llm_timeout_s
                 self._backends = backends_from_settings(self.settings, timeout_s=timeout)
             except ConfigError as exc:
                 self._backend_error = exc

@@ -21,12 +21,14 @@ from memento_mcp.agent.runtime import AgentRuntime
 from memento_mcp.agent.scripted import Script, call, sampling_handler, say, say_json, slow
 from memento_mcp.agent.steps import SolveResult
 from memento_mcp.errors import MementoError, to_tool_error
+from memento_mcp.settings import Settings
 
 pytestmark = pytest.mark.anyio
 
 
-class NoBackend:
-    llm_base_url = llm_api_key = planner_model = executor_model = mcp_servers = None
+def no_backend() -> Settings:
+    """Settings with no LLM endpoint, whatever the environment says."""
+    return Settings(llm_base_url=None, llm_api_key=None, planner_model=None, executor_model=None)
 
 
 def app(runtime_factory) -> FastMCP:
@@ -69,7 +71,7 @@ def runtime_with(calc_tools, memory):
     """runtime_with(pair | None) -> factory of AgentRuntime using in-process tools."""
 
     def make(pair=None, settings=None):
-        settings = settings or NoBackend()
+        settings = settings or no_backend()
         backends = Backends(pair.planner, pair.executor) if pair is not None else None
 
         def factory():
