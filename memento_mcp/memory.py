@@ -279,7 +279,10 @@ class Memory:
             trajectory=trajectory,
             request_id=request_id,
         )
-        case_id, _ = self.bank.add_case(case, self.encoder.encode_one(case.task))
+        # solve_task stores the very query it retrieved for: reuse that vector, don't re-encode.
+        same = case.task == request["query"]
+        vector = self.bank.request_vector(request_id) if same else self.encoder.encode_one(case.task)
+        case_id, _ = self.bank.add_case(case, vector)
         self.index.invalidate()
         return case_id
 

@@ -350,6 +350,12 @@ class CaseBank:
         keys = ("request_id", "namespace", "query", "scorer", "source", "created_at")
         return dict(zip(keys, rows[0], strict=True))
 
+    def request_vector(self, request_id: str) -> np.ndarray:
+        row = self._query("SELECT query_vector FROM requests WHERE id = ?", (request_id,))
+        if not row:
+            raise NotFound(f"unknown request_id {request_id!r}")
+        return from_blob(row[0][0])
+
     def shown_case_ids(self, request_id: str) -> list[int]:
         rows = self._query(
             "SELECT case_id FROM impressions WHERE request_id = ? ORDER BY rank", (request_id,)
