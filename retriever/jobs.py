@@ -96,15 +96,16 @@ def evaluate_checkpoint(path: Path, pairs: Path, encode: Encode, fraction: float
     return evaluate(model, test) | {"checkpoint": str(path), "split_seed": seed}
 
 
-def load_encoder() -> tuple[Any, Any]:
-    """A trainable copy of the packaged MiniLM (tokenizer, model); never downloads."""
+def load_encoder(model_dir: Path | None = None) -> tuple[Any, Any]:
+    """A trainable float32 copy of MiniLM (tokenizer, model), by default the packaged one; never downloads."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoModel, AutoTokenizer
 
-    from memento_mcp.retrieval.encoder import _packaged_model_dir
+    if model_dir is None:
+        from memento_mcp.retrieval.encoder import _packaged_model_dir
 
-    path = _packaged_model_dir()
-    return AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path)
+        model_dir = _packaged_model_dir()
+    return AutoTokenizer.from_pretrained(model_dir), AutoModel.from_pretrained(model_dir).float()
 
 
 def full_on_pairs(
@@ -116,6 +117,7 @@ def full_on_pairs(
     fraction: float = 0.2,
     seed: int = 0,
     log: Any = print,
+    model_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Memento's setup: fine-tune MiniLM + head on the training queries, evaluate on held-out ones.
 
@@ -124,7 +126,7 @@ def full_on_pairs(
     """
     frozen, held = load_pairs(pairs, encode, fraction, seed)
     raw = read_pairs(pairs)
-    tokenizer, encoder = load_encoder()
+    tokenizer, encoder = load_encoder(model_dir)
     train_idx = np.flatnonzero(~held)
     config = ScorerConfig(embed_dim=frozen.query_vecs.shape[1])
     model, summary = train_full(

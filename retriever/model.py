@@ -35,6 +35,7 @@ class ScorerConfig:
     dropout: float = 0.5
     input_dropout: float = 0.0  # on the pair features: the main guard against memorising queries
     use_embeddings: bool = True  # False: a head on cos + case record only (an ablation)
+    min_cos_weight: float = 6.0  # the logit rises at least this much per unit of cosine (see QScorer)
 
     @property
     def n_features(self) -> int:
@@ -48,6 +49,12 @@ class QScorer(nn.Module):
     The linear ("wide") term carries the case's record and the similarity straight to the logit;
     training leaves it out of the L2 penalty, since four weights cannot overfit, while the MLP
     over 1.5k embedding features needs the penalty to generalise (train.py).
+
+    Its cosine weight is at least `min_cos_weight`. Outcomes are only ever logged for cases that
+    were shown, i.e. similar ones, so the data says nothing about an unrelated candidate; without
+    the floor a never-tried unrelated case (success prior 0.5) outranked tried, middling similar
+    ones and the online learner wandered off topic (bench/learning_curve.py). The head can still
+    reorder similar cases by their record; it cannot prefer an unrelated case for lack of data.
     """
 
     def __init__(self, config: ScorerConfig) -> None:
@@ -60,7 +67,7 @@ class QScorer(nn.Module):
             nn.Dropout(config.dropout),
             nn.Linear(config.hidden, 1),
         )
-        self.direct = nn.Linear(1 + config.n_stats, 1)
+        self.direct = nn.Linear(1 + config.n_stats, 1)  # on [cos, stats]; cos column floored below
 
     def features(self, q: torch.Tensor, c: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
         # q, c: (B, D) unit vectors; stats: (B, S)
@@ -74,7 +81,13 @@ class QScorer(nn.Module):
         # q: (B, D) or (D,) broadcast over the candidates; c: (B, D); stats: (B, S)
         q = q.expand_as(c)
         x = self.features(q, c, stats)  # (B, F); its last 1 + S columns are [cos, stats]
-        return (self.mlp(x) + self.direct(x[:, -1 - self.config.n_stats :])).squeeze(-1)  # (B,) logits
+        wide = x[:, -1 - self.config.n_stats :] @ self.direct_weight() + self.direct.bias  # (B,)
+        return self.mlp(x).squeeze(-1) + wide  # (B,) logits
+
+    def direct_weight(self) -> torch.Tensor:
+        """The wide term's weights on [cos, stats], cosine floored at min_cos_weight: (1 + S,)."""
+        w = self.direct.weight[0]
+        return torch.cat([self.config.min_cos_weight + F.softplus(w[:1]), w[1:]])
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

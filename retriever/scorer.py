@@ -35,7 +35,7 @@ class HeadScorer:
         self.b1 = first.bias.detach().numpy().copy()  # (H,)
         self.w2 = last.weight.detach().numpy()[0].copy()  # (H,)
         self.b2 = float(last.bias.detach().numpy()[0] + model.direct.bias.detach().numpy()[0])
-        self.w_direct = model.direct.weight.detach().numpy()[0].copy()  # (1 + S,) on [cos, stats]
+        self.w_direct = model.direct_weight().detach().numpy().copy()  # (1 + S,) on [cos, stats]
         self.use_embeddings = model.config.use_embeddings
         self.version = version
 
