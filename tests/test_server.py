@@ -149,3 +149,11 @@ async def test_bad_retrievals_get_clear_errors(client: Client) -> None:
         await call(client, "retrieve_cases", query=" ")
     with pytest.raises(ToolError):
         await call(client, "retrieve_cases", query="x", k=0)
+
+
+async def test_a_distinctive_word_finds_its_case_through_the_lexical_index(client: Client) -> None:
+    await seed(client)
+    rare = await call(client, "record_outcome", task="Configure the Quibblefrotz relay",
+                      plan="Read the Quibblefrotz manual; set the relay mode.", reward=1.0)
+    result = await call(client, "retrieve_cases", query="quibblefrotz", k=1)
+    assert result["positive"][0]["case_id"] == rare["case_id"]
