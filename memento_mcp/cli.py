@@ -27,6 +27,7 @@ from memento_mcp.casebank.memento_io import Format
 from memento_mcp.errors import MementoError
 from memento_mcp.memory import Memory, open_memory
 from memento_mcp.settings import Settings
+from retriever.cli import app as retriever_app
 
 app = typer.Typer(
     help="Memento case-based memory for agents, as an MCP server.", no_args_is_help=True
@@ -34,6 +35,7 @@ app = typer.Typer(
 console = Console()
 errors = Console(stderr=True)
 register_agent_commands(app)  # solve, eval
+app.add_typer(retriever_app, name="retriever")  # train, eval, status, rollback
 
 STARTER_BANK = Path(__file__).parent / "data" / "memento_memory.jsonl"
 """Memento's public memory.jsonl (MIT, see data/NOTICE): 1,278 solved and failed QA cases."""
