@@ -1,6 +1,6 @@
 """Online learning where similarity misleads: random vs cosine vs the learning retriever.
 
-    python bench/learning_curve.py [--steps 300] [--families 16] [--retrain-every 20] [--seed 0]
+    python bench/learning_curve.py [--steps 500] [--families 6] [--retrain-every 10] [--temperature 0.05]
 
 The simulation (read this before quoting the numbers):
 
@@ -45,7 +45,9 @@ from typing import Any
 
 GOOD, BAD, OFF = 0.85, 0.25, 0.05
 OUT = Path(__file__).parent / "out"
-GOOD_PLAN = "1. Search an authoritative reference. 2. Confirm with a second independent source. 3. Answer."
+GOOD_PLAN = (
+    "1. Search an authoritative reference. 2. Confirm with a second independent source. 3. Answer."
+)
 BAD_PLAN = "Answer directly from memory in one step."
 
 TOPICS = [
@@ -70,7 +72,24 @@ TOPICS = [
     ("the record label of the band", "band"),
     ("the top speed of the locomotive", "locomotive"),
 ]
-SYLLABLES = ["ar", "len", "bri", "sk", "tor", "va", "mel", "quin", "dor", "sa", "pel", "ith", "ron", "cal", "ve", "mo"]
+SYLLABLES = [
+    "ar",
+    "len",
+    "bri",
+    "sk",
+    "tor",
+    "va",
+    "mel",
+    "quin",
+    "dor",
+    "sa",
+    "pel",
+    "ith",
+    "ron",
+    "cal",
+    "ve",
+    "mo",
+]
 
 
 def entity(rng: random.Random) -> str:
@@ -81,7 +100,10 @@ def build_world(n_families: int, rng: random.Random) -> list[dict[str, Any]]:
     """Per family, 4 near-duplicate stored tasks; one's plan cross-checks, three answer from memory."""
     world = []
     for topic, _ in TOPICS[:n_families]:
-        cases = [{"task": f"What is {topic} {entity(rng)}?", "plan": BAD_PLAN, "quality": BAD} for _ in range(4)]
+        cases = [
+            {"task": f"What is {topic} {entity(rng)}?", "plan": BAD_PLAN, "quality": BAD}
+            for _ in range(4)
+        ]
         good = rng.randrange(4)
         cases[good] |= {"plan": GOOD_PLAN, "quality": GOOD}
         world.append({"topic": topic, "cases": cases})
@@ -89,7 +111,12 @@ def build_world(n_families: int, rng: random.Random) -> list[dict[str, Any]]:
 
 
 async def run_policy(
-    policy: str, world: list[dict[str, Any]], steps: int, retrain_every: int, seed: int, temperature: float
+    policy: str,
+    world: list[dict[str, Any]],
+    steps: int,
+    retrain_every: int,
+    seed: int,
+    temperature: float,
 ) -> dict[str, Any]:
     """One fresh bank and server; returns per-step rewards and regrets."""
     home = Path(tempfile.mkdtemp(prefix=f"memento-lc-{policy}-"))
@@ -101,7 +128,9 @@ async def run_policy(
     from retriever.online import OnlineTrainer
 
     explore = policy in ("learned", "cosine+explore")
-    settings = Settings(home=home, retrain_every=retrain_every, temperature=temperature if explore else 0.0)
+    settings = Settings(
+        home=home, retrain_every=retrain_every, temperature=temperature if explore else 0.0
+    )
     trainers: list[OnlineTrainer] = []
     original_open = server_mod.open_memory
 
@@ -124,20 +153,30 @@ async def run_policy(
         async with Client(mcp) as client:
             for family in world:
                 for case in family["cases"]:
-                    await client.call_tool("record_outcome", {"task": case["task"], "plan": case["plan"], "answer": "-", "reward": 1.0})
+                    await client.call_tool(
+                        "record_outcome",
+                        {"task": case["task"], "plan": case["plan"], "answer": "-", "reward": 1.0},
+                    )
                     quality[case["task"]] = case["quality"]
             t0 = time.perf_counter()
             for step in range(steps):
                 fam = rng.randrange(len(world))
                 query = f"What is {world[fam]['topic']} {entity(rng)}?"
-                res = (await client.call_tool("retrieve_cases", {"query": query, "k": 4})).structured_content
+                res = (
+                    await client.call_tool("retrieve_cases", {"query": query, "k": 4})
+                ).structured_content
                 hits = sorted(res["positive"] + res["negative"], key=lambda h: h["rank"])
                 chosen = rng.choice(hits) if policy == "random" else hits[0]
                 own = {c["task"] for c in world[fam]["cases"]}
                 p = quality[chosen["task"]] if chosen["task"] in own else OFF
                 reward = float(rng.random() < p)
                 await client.call_tool(
-                    "record_outcome", {"request_id": res["request_id"], "reward": reward, "used_case_ids": [chosen["case_id"]]}
+                    "record_outcome",
+                    {
+                        "request_id": res["request_id"],
+                        "reward": reward,
+                        "used_case_ids": [chosen["case_id"]],
+                    },
                 )
                 rewards.append(reward)
                 regrets.append(GOOD - p)
@@ -155,7 +194,9 @@ async def run_policy(
         "first_learned_step": next((i for i, s in enumerate(scorer_names) if s != "cosine"), None),
         "seconds": seconds,
         "final_scorer": scorer_names[-1],
-        "status": {k: status[k] for k in ("active_version", "labelled", "fallback", "last_run")} if status else None,
+        "status": {k: status[k] for k in ("active_version", "labelled", "fallback", "last_run")}
+        if status
+        else None,
     }
 
 
@@ -177,11 +218,18 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     for r in results:
         ax1.plot(cumulative(r["regrets"]), label=r["policy"])
         window = 25
-        avg = [sum(r["rewards"][max(0, i - window + 1) : i + 1]) / min(i + 1, window) for i in range(len(r["rewards"]))]
+        avg = [
+            sum(r["rewards"][max(0, i - window + 1) : i + 1]) / min(i + 1, window)
+            for i in range(len(r["rewards"]))
+        ]
         ax2.plot(avg, label=r["policy"])
         if r["first_learned_step"] is not None:
             ax1.axvline(r["first_learned_step"], color="grey", lw=0.6, ls=":")
-    ax1.set(title="Cumulative regret vs oracle (lower is better)", xlabel="outcomes recorded", ylabel="regret")
+    ax1.set(
+        title="Cumulative regret vs oracle (lower is better)",
+        xlabel="outcomes recorded",
+        ylabel="regret",
+    )
     ax2.axhline(GOOD, color="black", lw=0.6, ls="--", label="oracle")
     ax2.set(title="Reward, moving average of 25", xlabel="outcomes recorded", ylabel="reward")
     ax1.legend()
@@ -193,11 +241,13 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--families", type=int, default=16)
-    parser.add_argument("--retrain-every", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--families", type=int, default=6)
+    parser.add_argument("--retrain-every", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--temperature", type=float, default=0.05, help="softmax exploration of learned")
+    parser.add_argument(
+        "--temperature", type=float, default=0.05, help="softmax exploration of learned"
+    )
     args = parser.parse_args()
     import torch
 
@@ -205,19 +255,33 @@ async def main() -> None:
 
     world = build_world(args.families, random.Random(args.seed))
     policies = ("random", "cosine", "cosine+explore", "learned")
-    results = [await run_policy(p, world, args.steps, args.retrain_every, args.seed, args.temperature) for p in policies]
+    results = [
+        await run_policy(p, world, args.steps, args.retrain_every, args.seed, args.temperature)
+        for p in policies
+    ]
     marks = [m for m in (50, 100, 200, 300, 500, 1000) if m <= args.steps]
     print(f"{args.steps} outcomes, {args.families} families x 4 cases, oracle chance {GOOD}")
-    print(f"{'policy':>14} " + " ".join(f"{'reward@' + str(m):>11} {'regret@' + str(m):>11}" for m in marks) + "   s/step")
+    print(
+        f"{'policy':>14} "
+        + " ".join(f"{'reward@' + str(m):>11} {'regret@' + str(m):>11}" for m in marks)
+        + "   s/step"
+    )
     for r in results:
         cr, cg = cumulative(r["rewards"]), cumulative(r["regrets"])
         cells = " ".join(f"{cr[m - 1]:>11.0f} {cg[m - 1]:>11.1f}" for m in marks)
-        print(f"{r['policy']:>14} {cells}   {r['seconds'] / args.steps:.3f}")
+        good_last = sum(g == 0.0 for g in r["regrets"][-100:]) / min(100, len(r["regrets"]))
+        print(
+            f"{r['policy']:>14} {cells}   {r['seconds'] / args.steps:.3f}   good plan in last 100: {good_last:.0%}"
+        )
     learned = results[-1]
-    print(f"learned: first served by a trained head after outcome {learned['first_learned_step']}; final scorer {learned['final_scorer']}")
+    print(
+        f"learned: first served by a trained head after outcome {learned['first_learned_step']}; final scorer {learned['final_scorer']}"
+    )
     png = OUT / "learning_curve.png"
     plot(results, png)
-    (OUT / "learning_curve.json").write_text(json.dumps({"args": vars(args), "results": results}, indent=1))
+    (OUT / "learning_curve.json").write_text(
+        json.dumps({"args": vars(args), "results": results}, indent=1)
+    )
     print(f"wrote {png}")
 
 

@@ -50,7 +50,14 @@ def synthetic_impressions(n: int, rng: np.random.Generator) -> TrainingSet:
     case_ids = rng.integers(0, 2000, size=n)
     queries = unit(rng, n // 4 + 1)
     rewards = (rng.random(n) < quality[case_ids]).astype(np.float32)
-    stats = np.stack([np.ones(n), np.clip(quality[case_ids] + rng.normal(0, 0.2, n), 0, 1), np.log1p(rng.integers(0, 50, n))], 1)
+    stats = np.stack(
+        [
+            np.ones(n),
+            np.clip(quality[case_ids] + rng.normal(0, 0.2, n), 0, 1),
+            np.log1p(rng.integers(0, 50, n)),
+        ],
+        1,
+    )
     return TrainingSet(
         impression_ids=np.arange(n, dtype=np.int64),
         request_ids=[f"r{i // 4}" for i in range(n)],
@@ -96,7 +103,11 @@ def main() -> None:
         result["retrain_steps"] = run["metrics"]["steps"]
         result["retrain_heldout_auc"] = run["metrics"]["auc"]
         result["retrain_baseline_cosine_auc"] = run["metrics"]["baseline_cosine_auc"]
-    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}, indent=1))
+    print(
+        json.dumps(
+            {k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}, indent=1
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -53,12 +53,20 @@ class InMemoryBank:
 
     def case_vectors(self) -> np.ndarray:
         with self._lock:
-            return np.stack(self._case_vecs) if self._case_vecs else np.empty((0, self.dim), np.float32)
+            return (
+                np.stack(self._case_vecs)
+                if self._case_vecs
+                else np.empty((0, self.dim), np.float32)
+            )
 
-    def log_impression(self, request_id: str, case_id: int, query_vec: np.ndarray, propensity: float = 1.0) -> int:
+    def log_impression(
+        self, request_id: str, case_id: int, query_vec: np.ndarray, propensity: float = 1.0
+    ) -> int:
         with self._lock:
             iid = len(self._impressions)
-            self._impressions.append([iid, request_id, case_id, np.asarray(query_vec, np.float32), propensity, None])
+            self._impressions.append(
+                [iid, request_id, case_id, np.asarray(query_vec, np.float32), propensity, None]
+            )
             return iid
 
     def label(self, request_id: str, reward: float, case_ids: list[int] | None = None) -> int:
@@ -66,7 +74,11 @@ class InMemoryBank:
         with self._lock:
             n = 0
             for imp in self._impressions:
-                if imp[1] == request_id and imp[5] is None and (case_ids is None or imp[2] in case_ids):
+                if (
+                    imp[1] == request_id
+                    and imp[5] is None
+                    and (case_ids is None or imp[2] in case_ids)
+                ):
                     imp[5] = float(reward)
                     n += 1
             return n
@@ -81,7 +93,11 @@ class InMemoryBank:
         for i, (cid, skip) in enumerate(zip(case_ids, exclude, strict=True)):
             rows = [r for rid, r in per_case.get(cid, []) if rid != skip]
             stored = self._case_rewards[cid]
-            out[i] = (0.5 if stored is None else stored, (sum(rows) + 1) / (len(rows) + 2), np.log1p(len(rows)))
+            out[i] = (
+                0.5 if stored is None else stored,
+                (sum(rows) + 1) / (len(rows) + 2),
+                np.log1p(len(rows)),
+            )
         return out
 
     def case_stats(self, case_ids: list[int]) -> np.ndarray:
@@ -95,8 +111,12 @@ class InMemoryBank:
             return TrainingSet(
                 impression_ids=np.array([imp[0] for imp in rows], np.int64),
                 request_ids=[imp[1] for imp in rows],
-                query_vecs=np.stack([imp[3] for imp in rows]) if rows else np.empty((0, self.dim), np.float32),
-                case_vecs=np.stack([self._case_vecs[c] for c in case_ids]) if rows else np.empty((0, self.dim), np.float32),
+                query_vecs=np.stack([imp[3] for imp in rows])
+                if rows
+                else np.empty((0, self.dim), np.float32),
+                case_vecs=np.stack([self._case_vecs[c] for c in case_ids])
+                if rows
+                else np.empty((0, self.dim), np.float32),
                 case_stats=self._stats(case_ids, [imp[1] for imp in rows]),
                 rewards=np.array([imp[5] for imp in rows], np.float32),
                 propensities=np.array([imp[4] for imp in rows], np.float32),

@@ -114,9 +114,15 @@ def rollback(bank: Bank) -> str:
     active = next((v for v in versions if v.get("active")), None)
     if active is None:
         raise CheckpointError("no active retriever version to roll back from")
-    earlier = [v for v in versions if v["promoted_at"] < active["promoted_at"] and v["version"] != active["version"]]
+    earlier = [
+        v
+        for v in versions
+        if v["promoted_at"] < active["promoted_at"] and v["version"] != active["version"]
+    ]
     if not earlier:
-        raise CheckpointError(f"{active['version']} is the first promoted version; nothing to roll back to")
+        raise CheckpointError(
+            f"{active['version']} is the first promoted version; nothing to roll back to"
+        )
     target = max(earlier, key=lambda v: v["promoted_at"])
     bank.activate_retriever(target["version"])
     return str(target["version"])

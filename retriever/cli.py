@@ -13,7 +13,9 @@ from typing import Annotated, Any
 
 import typer
 
-app = typer.Typer(help="Train, evaluate, inspect and roll back the learned case retriever.", no_args_is_help=True)
+app = typer.Typer(
+    help="Train, evaluate, inspect and roll back the learned case retriever.", no_args_is_help=True
+)
 
 
 class Mode(str, Enum):
@@ -45,11 +47,23 @@ def _print(result: dict[str, Any], as_json: bool) -> None:
 
 @app.command()
 def train(
-    pairs: Annotated[Path | None, typer.Option(help="Memento training_data.jsonl; omit to train on the bank's impressions")] = None,
-    mode: Annotated[Mode, typer.Option(help="head: frozen encoder (seconds); full: fine-tune MiniLM too")] = Mode.head,
-    max_steps: Annotated[int | None, typer.Option(help="Cap on optimiser steps (full mode on a CPU wants a few hundred)")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Rows per step (head 256, full 16 by default)")] = None,
-    held_out: Annotated[float, typer.Option(help="Fraction of queries held out for evaluation")] = 0.2,
+    pairs: Annotated[
+        Path | None,
+        typer.Option(help="Memento training_data.jsonl; omit to train on the bank's impressions"),
+    ] = None,
+    mode: Annotated[
+        Mode, typer.Option(help="head: frozen encoder (seconds); full: fine-tune MiniLM too")
+    ] = Mode.head,
+    max_steps: Annotated[
+        int | None,
+        typer.Option(help="Cap on optimiser steps (full mode on a CPU wants a few hundred)"),
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Rows per step (head 256, full 16 by default)")
+    ] = None,
+    held_out: Annotated[
+        float, typer.Option(help="Fraction of queries held out for evaluation")
+    ] = 0.2,
     seed: Annotated[int, typer.Option(help="Which query split (pairs only)")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON")] = False,
 ) -> None:
@@ -66,13 +80,29 @@ def train(
     overrides: dict[str, Any] = {"max_steps": max_steps} if max_steps else {}
     if pairs is None:
         if mode is Mode.full:
-            raise typer.BadParameter("--mode full needs --pairs: bank impressions carry vectors, not text")
+            raise typer.BadParameter(
+                "--mode full needs --pairs: bank impressions carry vectors, not text"
+            )
         from retriever.online import retrain
 
         bank = _bank(settings)
         config = TrainConfig(**overrides, **({"batch_size": batch_size} if batch_size else {}))
-        result = retrain(bank, settings.checkpoint_dir, bank.training_set(), train_config=config, held_out_fraction=held_out)
-        _print({"version": result["version"], "promoted": result["promoted"], "reason": result["reason"], **result["metrics"]}, as_json)
+        result = retrain(
+            bank,
+            settings.checkpoint_dir,
+            bank.training_set(),
+            train_config=config,
+            held_out_fraction=held_out,
+        )
+        _print(
+            {
+                "version": result["version"],
+                "promoted": result["promoted"],
+                "reason": result["reason"],
+                **result["metrics"],
+            },
+            as_json,
+        )
         return
 
     from retriever.jobs import cached_encoder, full_on_pairs, head_on_pairs
@@ -80,19 +110,50 @@ def train(
     encode = cached_encoder(settings.home / "cache")
     if mode is Mode.head:
         config = TrainConfig(**overrides, **({"batch_size": batch_size} if batch_size else {}))
-        result = head_on_pairs(pairs, encode, checkpoint_dir=settings.checkpoint_dir, train_config=config, seeds=(seed,), fraction=held_out)
+        result = head_on_pairs(
+            pairs,
+            encode,
+            checkpoint_dir=settings.checkpoint_dir,
+            train_config=config,
+            seeds=(seed,),
+            fraction=held_out,
+        )
     else:
-        config = TrainConfig(mode="full", max_steps=max_steps or 300, batch_size=batch_size or 16, lr=1e-3, eval_interval=25, warmup_steps=20)
+        config = TrainConfig(
+            mode="full",
+            max_steps=max_steps or 300,
+            batch_size=batch_size or 16,
+            lr=1e-3,
+            eval_interval=25,
+            warmup_steps=20,
+        )
         log = (lambda msg: typer.echo(msg, err=True)) if as_json else typer.echo
-        result = full_on_pairs(pairs, encode, checkpoint_dir=settings.checkpoint_dir, train_config=config, fraction=held_out, seed=seed, log=log)
+        result = full_on_pairs(
+            pairs,
+            encode,
+            checkpoint_dir=settings.checkpoint_dir,
+            train_config=config,
+            fraction=held_out,
+            seed=seed,
+            log=log,
+        )
     _print(result, as_json)
 
 
 @app.command("eval")
 def eval_(
-    pairs: Annotated[Path, typer.Option(help="Memento-format pairs: query, case, case_label, truth_label")],
-    checkpoint: Annotated[Path | None, typer.Option(help="A saved checkpoint; omit to train a head on the file's training queries")] = None,
-    splits: Annotated[int, typer.Option(help="Average over this many query splits (no --checkpoint)")] = 1,
+    pairs: Annotated[
+        Path, typer.Option(help="Memento-format pairs: query, case, case_label, truth_label")
+    ],
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            help="A saved checkpoint; omit to train a head on the file's training queries"
+        ),
+    ] = None,
+    splits: Annotated[
+        int, typer.Option(help="Average over this many query splits (no --checkpoint)")
+    ] = 1,
     held_out: Annotated[float, typer.Option(help="Fraction of queries held out")] = 0.2,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON")] = False,
 ) -> None:
@@ -126,7 +187,8 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 @app.command()
 def rollback() -> None:
     """Serve the version promoted before the active one again (a second rollback undoes the first)."""
-    from retriever.checkpoint import CheckpointError, rollback as do_rollback
+    from retriever.checkpoint import CheckpointError
+    from retriever.checkpoint import rollback as do_rollback
 
     try:
         version = do_rollback(_bank(_settings()))

@@ -151,7 +151,9 @@ def case_record_stats(
     for i, (rid, key) in enumerate(zip(request_ids, case_keys, strict=True)):
         if counts_toward[i]:
             per_case[key][rid].append(float(rewards[i]))
-    totals = {k: (sum(map(sum, v.values())), sum(map(len, v.values()))) for k, v in per_case.items()}
+    totals = {
+        k: (sum(map(sum, v.values())), sum(map(len, v.values()))) for k, v in per_case.items()
+    }
     out = np.empty((len(request_ids), len(CASE_STATS)), dtype=np.float32)
     for i, (rid, key) in enumerate(zip(request_ids, case_keys, strict=True)):
         s, n = totals.get(key, (0.0, 0))

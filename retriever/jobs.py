@@ -62,7 +62,10 @@ def head_on_pairs(
         train, test = data.take(~held), data.take(held)
         config = replace(DEFAULT_SCORER, embed_dim=data.query_vecs.shape[1])
         model, summary = train_head(train, train_config, config)
-        metrics = evaluate(model, test) | {"split_seed": seed, "train_seconds": round(summary["seconds"], 3)}
+        metrics = evaluate(model, test) | {
+            "split_seed": seed,
+            "train_seconds": round(summary["seconds"], 3),
+        }
         if checkpoint_dir is not None and i == 0:
             version = new_version()
             path = save_checkpoint(
@@ -82,14 +85,25 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
             values = [r[key] for r in runs if r[key] is not None]
             out[f"{key}_mean"] = float(np.mean(values))
             out[f"{key}_std"] = float(np.std(values))
-        out["splits"] = [{"seed": r["split_seed"], "auc": r["auc"], "baseline_cosine_auc": r["baseline_cosine_auc"]} for r in runs]
+        out["splits"] = [
+            {
+                "seed": r["split_seed"],
+                "auc": r["auc"],
+                "baseline_cosine_auc": r["baseline_cosine_auc"],
+            }
+            for r in runs
+        ]
     return out
 
 
-def evaluate_checkpoint(path: Path, pairs: Path, encode: Encode, fraction: float = 0.2, seed: int = 0) -> dict[str, Any]:
+def evaluate_checkpoint(
+    path: Path, pairs: Path, encode: Encode, fraction: float = 0.2, seed: int = 0
+) -> dict[str, Any]:
     """Held-out metrics of a saved head or full model on the query split of `pairs`."""
     if read_checkpoint(path).get("kind", "head") == "full":
-        return _evaluate_full_checkpoint(path, pairs, encode, fraction, seed) | {"checkpoint": str(path)}
+        return _evaluate_full_checkpoint(path, pairs, encode, fraction, seed) | {
+            "checkpoint": str(path)
+        }
     data, held = load_pairs(pairs, encode, fraction, seed)
     test = data.take(held)
     model, _ = load_head(path)
@@ -142,7 +156,9 @@ def full_on_pairs(
         log=log,
     )
     test = frozen.take(held)
-    metrics = metrics_for_scores(test, _full_scores(model, tokenizer, test, raw, np.flatnonzero(held)))
+    metrics = metrics_for_scores(
+        test, _full_scores(model, tokenizer, test, raw, np.flatnonzero(held))
+    )
     metrics |= {"mode": "full", "steps": summary["steps"], "device": summary["device"],
                 "train_seconds": round(summary["seconds"], 1), "split_seed": seed}  # fmt: skip
     if checkpoint_dir is not None:
@@ -155,7 +171,9 @@ def full_on_pairs(
     return metrics
 
 
-def _full_scores(model: Any, tokenizer: Any, frozen: TrainingSet, raw: Pairs, rows: np.ndarray) -> np.ndarray:
+def _full_scores(
+    model: Any, tokenizer: Any, frozen: TrainingSet, raw: Pairs, rows: np.ndarray
+) -> np.ndarray:
     """P(reward) from a fine-tuned model: its own encoder re-embeds the held-out texts."""
     model.cpu()
     tuned = replace(
@@ -166,7 +184,9 @@ def _full_scores(model: Any, tokenizer: Any, frozen: TrainingSet, raw: Pairs, ro
     return predict(model.head, tuned)
 
 
-def _evaluate_full_checkpoint(path: Path, pairs: Path, encode: Encode, fraction: float, seed: int) -> dict[str, Any]:
+def _evaluate_full_checkpoint(
+    path: Path, pairs: Path, encode: Encode, fraction: float, seed: int
+) -> dict[str, Any]:
     from retriever.model import EncoderQScorer
 
     payload = read_checkpoint(path)
@@ -176,4 +196,7 @@ def _evaluate_full_checkpoint(path: Path, pairs: Path, encode: Encode, fraction:
     model.eval()
     frozen, held = load_pairs(pairs, encode, fraction, seed)
     rows = np.flatnonzero(held)
-    return metrics_for_scores(frozen.take(held), _full_scores(model, tokenizer, frozen.take(held), read_pairs(pairs), rows))
+    return metrics_for_scores(
+        frozen.take(held),
+        _full_scores(model, tokenizer, frozen.take(held), read_pairs(pairs), rows),
+    )

@@ -24,8 +24,14 @@ from typing import Any
 import numpy as np
 
 from retriever.bank import Bank
-from retriever.checkpoint import CheckpointError, load_head, new_version, save_checkpoint, should_promote
-from retriever.data import TrainingSet, as_training_set, data_hash, held_out_mask
+from retriever.checkpoint import (
+    CheckpointError,
+    load_head,
+    new_version,
+    save_checkpoint,
+    should_promote,
+)
+from retriever.data import as_training_set, data_hash, held_out_mask
 from retriever.evaluate import auc, cosine_scores, evaluate, predict
 from retriever.model import ScorerConfig
 from retriever.scorer import HeadScorer, Scorer
@@ -35,13 +41,14 @@ log = logging.getLogger(__name__)
 
 MIN_TRAIN_ROWS = 20
 HELD_OUT_FRACTION = 0.2
-DEFAULT_SCORER = ScorerConfig()
+DEFAULT_SCORER = ScorerConfig()  # offline, Memento pairs
+ONLINE_SCORER = ScorerConfig(min_cos_weight=6.0)  # ranking one query's candidates: see QScorer
 
 
 def retrain(
     bank: Bank,
     checkpoint_dir: Path,
-    data: TrainingSet,
+    data: Any,
     *,
     train_config: TrainConfig | None = None,
     scorer_config: ScorerConfig | None = None,
@@ -52,6 +59,7 @@ def retrain(
 
     Returns the run's record: version (None when nothing was trained), promoted, reason, metrics.
     """
+    data = as_training_set(data)  # the bank's own TrainingSet class, same fields
     held = held_out_mask(data.request_ids, held_out_fraction)
     train, test = data.take(~held), data.take(held)
     if len(train) < MIN_TRAIN_ROWS or len(test) == 0:
@@ -61,7 +69,7 @@ def retrain(
         reason = "held-out slice has a single class; waiting for more varied outcomes"
         return {"version": None, "promoted": False, "reason": reason, "metrics": {}}
 
-    scorer_config = scorer_config or replace(DEFAULT_SCORER, embed_dim=data.query_vecs.shape[1])
+    scorer_config = scorer_config or replace(ONLINE_SCORER, embed_dim=data.query_vecs.shape[1])
     model, summary = train_head(train, train_config, scorer_config)
     metrics: dict[str, Any] = evaluate(model, test)
 
@@ -70,9 +78,14 @@ def retrain(
     if incumbent is not None:
         try:
             old, _ = load_head(Path(incumbent["path"]))
-            incumbent_auc, incumbent_name = auc(test.rewards, predict(old, test)), incumbent["version"]
+            incumbent_auc, incumbent_name = (
+                auc(test.rewards, predict(old, test)),
+                incumbent["version"],
+            )
         except CheckpointError as exc:  # a broken incumbent serves cosine, so cosine is the bar
-            log.warning("incumbent %s unreadable, gating against cosine: %s", incumbent["version"], exc)
+            log.warning(
+                "incumbent %s unreadable, gating against cosine: %s", incumbent["version"], exc
+            )
     promote, reason = should_promote(metrics["auc"], incumbent_auc, tolerance)
 
     version = new_version()
@@ -124,7 +137,9 @@ class OnlineTrainer:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._waiting = 0  # labels since the last retrain started
-        self._loaded: tuple[str, HeadScorer | None, str | None] | None = None  # version, scorer, error
+        self._loaded: tuple[str, HeadScorer | None, str | None] | None = (
+            None  # version, scorer, error
+        )
         self._last_run: dict[str, Any] | None = None
 
     # -- serving ---------------------------------------------------------------------------------
@@ -139,9 +154,13 @@ class OnlineTrainer:
                 model, _ = load_head(Path(active["path"]))
                 loaded = (active["version"], HeadScorer(model, active["version"]), None)
             except CheckpointError as exc:
-                log.warning("retriever %s failed to load, ranking by cosine: %s", active["version"], exc)
+                log.warning(
+                    "retriever %s failed to load, ranking by cosine: %s", active["version"], exc
+                )
                 loaded = (active["version"], None, str(exc))
-            self._loaded = loaded  # one assignment: readers see the old or the new tuple, never half
+            self._loaded = (
+                loaded  # one assignment: readers see the old or the new tuple, never half
+            )
         return loaded[1]
 
     # -- learning ----------------------------------------------------------------------------------
@@ -152,7 +171,9 @@ class OnlineTrainer:
             self._maybe_start()
 
     def _maybe_start(self) -> None:  # caller holds self._lock
-        if self._waiting < self.retrain_every or (self._thread is not None and self._thread.is_alive()):
+        if self._waiting < self.retrain_every or (
+            self._thread is not None and self._thread.is_alive()
+        ):
             return
         self._waiting = 0
         self._thread = threading.Thread(target=self._run, name="memento-retrain", daemon=True)
@@ -170,7 +191,12 @@ class OnlineTrainer:
             )
         except Exception as exc:  # the thread must never take serving down with it
             log.exception("background retrain failed; the active version keeps serving")
-            result = {"version": None, "promoted": False, "reason": f"failed: {exc!r}", "metrics": {}}
+            result = {
+                "version": None,
+                "promoted": False,
+                "reason": f"failed: {exc!r}",
+                "metrics": {},
+            }
         with self._lock:
             self._last_run = result
             self._thread = None
@@ -213,7 +239,9 @@ class OnlineTrainer:
         }
 
 
-def score_or_cosine(scorer: Scorer | None, query_vec: np.ndarray, case_vecs: np.ndarray, case_stats: np.ndarray) -> np.ndarray:
+def score_or_cosine(
+    scorer: Scorer | None, query_vec: np.ndarray, case_vecs: np.ndarray, case_stats: np.ndarray
+) -> np.ndarray:
     """The ranking score retrieval uses: the head's estimate, or cosine when none serves."""
     if scorer is None:
         return case_vecs @ query_vec

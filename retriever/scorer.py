@@ -17,7 +17,9 @@ from retriever.model import QScorer
 class Scorer(Protocol):
     version: str
 
-    def score(self, query_vec: np.ndarray, case_vecs: np.ndarray, case_stats: np.ndarray) -> np.ndarray:
+    def score(
+        self, query_vec: np.ndarray, case_vecs: np.ndarray, case_stats: np.ndarray
+    ) -> np.ndarray:
         """(D,), (N, D), (N, 3) -> (N,) estimates in [0, 1] that each case helps the query."""
         ...
 
@@ -39,9 +41,13 @@ class HeadScorer:
         self.use_embeddings = model.config.use_embeddings
         self.version = version
 
-    def score(self, query_vec: np.ndarray, case_vecs: np.ndarray, case_stats: np.ndarray) -> np.ndarray:
+    def score(
+        self, query_vec: np.ndarray, case_vecs: np.ndarray, case_stats: np.ndarray
+    ) -> np.ndarray:
         c = np.asarray(case_vecs, dtype=np.float32)  # (N, D)
-        q = np.broadcast_to(np.asarray(query_vec, dtype=np.float32).reshape(1, -1), c.shape)  # (N, D)
+        q = np.broadcast_to(
+            np.asarray(query_vec, dtype=np.float32).reshape(1, -1), c.shape
+        )  # (N, D)
         cos = np.einsum("nd,nd->n", q, c)[:, None]  # (N, 1)
         parts = [cos, np.asarray(case_stats, dtype=np.float32)]
         if self.use_embeddings:

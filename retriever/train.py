@@ -37,10 +37,14 @@ class TrainConfig:
     min_steps: int = 200  # small online sets still get enough updates
     batch_size: int = 256
     lr: float = 1e-3
-    direct_lr: float = 3e-2  # the linear [cos, stats] term: 4 weights that must travel several units
+    direct_lr: float = (
+        3e-2  # the linear [cos, stats] term: 4 weights that must travel several units
+    )
     encoder_lr: float = 2e-5  # full mode: the pretrained encoder moves slowly
     weight_decay: float = 0.01  # AdamW's decoupled decay; full mode only
-    l2: float = 1e-3  # head: an L2 penalty on the weights, the regulariser that held up on Memento's data
+    l2: float = (
+        1e-3  # head: an L2 penalty on the weights, the regulariser that held up on Memento's data
+    )
     warmup_steps: int = 50
     epochs: float = 20.0  # head: passes over the data, capped by max_steps
     eval_interval: int = 50  # full: log every this many steps
@@ -117,7 +121,10 @@ def train_head(
     rng = np.random.default_rng(config.seed)
     t0 = time.perf_counter()
     weights = ips_weights(data.propensities, config.ips_clip)
-    steps = min(config.max_steps, max(config.min_steps, math.ceil(config.epochs * len(data) / config.batch_size)))
+    steps = min(
+        config.max_steps,
+        max(config.min_steps, math.ceil(config.epochs * len(data) / config.batch_size)),
+    )
 
     model = QScorer(scorer_config)
     optimizer = torch.optim.Adam(
@@ -126,14 +133,20 @@ def train_head(
             {"params": model.direct.parameters(), "base_lr": config.direct_lr},
         ]
     )
-    decayed = [p for name, p in model.named_parameters() if name.startswith("mlp") and name.endswith("weight")]
+    decayed = [
+        p
+        for name, p in model.named_parameters()
+        if name.startswith("mlp") and name.endswith("weight")
+    ]
     model.train()
     with torch_threads(config.threads):
         for step in range(1, steps + 1):
             for group in optimizer.param_groups:
                 group["lr"] = get_lr(step, steps, config, group["base_lr"])
             q, c, stats, y, w = get_batch(data, weights, config.batch_size, rng)
-            loss = (F.binary_cross_entropy_with_logits(model(q, c, stats), y, reduction="none") * w).mean()
+            loss = (
+                F.binary_cross_entropy_with_logits(model(q, c, stats), y, reduction="none") * w
+            ).mean()
             loss = loss + config.l2 * sum((p**2).sum() for p in decayed)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -192,8 +205,20 @@ def train_full(
         for group in optimizer.param_groups:
             group["lr"] = get_lr(step, config.max_steps, config, group["base_lr"])
         idx = rng.integers(0, len(queries), size=config.batch_size)
-        q = tokenizer([queries[i] for i in idx], padding=True, truncation=True, max_length=128, return_tensors="pt")
-        c = tokenizer([cases[i] for i in idx], padding=True, truncation=True, max_length=128, return_tensors="pt")
+        q = tokenizer(
+            [queries[i] for i in idx],
+            padding=True,
+            truncation=True,
+            max_length=128,
+            return_tensors="pt",
+        )
+        c = tokenizer(
+            [cases[i] for i in idx],
+            padding=True,
+            truncation=True,
+            max_length=128,
+            return_tensors="pt",
+        )
         logits = model(
             q["input_ids"].to(device),
             q["attention_mask"].to(device),
@@ -208,7 +233,9 @@ def train_full(
         optimizer.step()
         loss_ema = loss.item() if loss_ema is None else 0.9 * loss_ema + 0.1 * loss.item()
         if step % config.eval_interval == 0:
-            log(f"step {step}/{config.max_steps} loss {loss_ema:.4f} ({time.perf_counter() - t0:.0f}s)")
+            log(
+                f"step {step}/{config.max_steps} loss {loss_ema:.4f} ({time.perf_counter() - t0:.0f}s)"
+            )
     model.eval()
     return model, {
         "mode": "full",
@@ -222,11 +249,23 @@ def train_full(
 
 
 @torch.no_grad()
-def embed_texts(model: EncoderQScorer, tokenizer: Any, texts: list[str], batch_size: int = 64) -> np.ndarray:
+def embed_texts(
+    model: EncoderQScorer, tokenizer: Any, texts: list[str], batch_size: int = 64
+) -> np.ndarray:
     """Vectors from the fine-tuned encoder, (N, D) float32."""
     device = next(model.parameters()).device
     out = []
     for s in range(0, len(texts), batch_size):
-        batch = tokenizer(texts[s : s + batch_size], padding=True, truncation=True, max_length=128, return_tensors="pt")
-        out.append(model.embed(batch["input_ids"].to(device), batch["attention_mask"].to(device)).cpu().numpy())
+        batch = tokenizer(
+            texts[s : s + batch_size],
+            padding=True,
+            truncation=True,
+            max_length=128,
+            return_tensors="pt",
+        )
+        out.append(
+            model.embed(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+            .cpu()
+            .numpy()
+        )
     return np.concatenate(out).astype(np.float32) if out else np.empty((0, 0), np.float32)

@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from retriever.bank import InMemoryBank
-from retriever.checkpoint import CheckpointError, load_head, rollback, save_checkpoint, should_promote
+from retriever.checkpoint import (
+    CheckpointError,
+    load_head,
+    rollback,
+    save_checkpoint,
+    should_promote,
+)
 from retriever.model import QScorer, ScorerConfig
 from retriever.online import OnlineTrainer, retrain
 from retriever.train import TrainConfig
@@ -20,7 +26,13 @@ FillBank = Callable[..., None]
 def _register(bank: InMemoryBank, tmp_path: Path, version: str, promote: bool = True) -> Path:
     config = ScorerConfig(embed_dim=bank.dim)
     path = save_checkpoint(
-        tmp_path / f"{version}.pt", QScorer(config), config, version=version, metrics={}, data_hash="x", step=1
+        tmp_path / f"{version}.pt",
+        QScorer(config),
+        config,
+        version=version,
+        metrics={},
+        data_hash="x",
+        step=1,
     )
     bank.add_retriever_version(version, str(path), {})
     if promote:
@@ -31,10 +43,14 @@ def _register(bank: InMemoryBank, tmp_path: Path, version: str, promote: bool = 
 def test_save_load_round_trip_leaves_no_temp_files(tmp_path: Path) -> None:
     config = ScorerConfig(embed_dim=8, hidden=4)
     model = QScorer(config)
-    path = save_checkpoint(tmp_path / "v.pt", model, config, version="v", metrics={"auc": 0.7}, data_hash="h", step=3)
+    path = save_checkpoint(
+        tmp_path / "v.pt", model, config, version="v", metrics={"auc": 0.7}, data_hash="h", step=3
+    )
     loaded, payload = load_head(path)
     assert [p.name for p in tmp_path.iterdir()] == ["v.pt"]
-    assert payload["metrics"] == {"auc": 0.7} and payload["step"] == 3 and payload["data_hash"] == "h"
+    assert (
+        payload["metrics"] == {"auc": 0.7} and payload["step"] == 3 and payload["data_hash"] == "h"
+    )
     for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True):
         assert np.array_equal(a.numpy(), b.numpy())
 
@@ -72,7 +88,12 @@ def test_promotion_refuses_a_worse_model(
     first = retrain(bank, tmp_path, data, train_config=fast_config)
     assert first["promoted"], first["reason"]  # beats cosine on this task
     # a crippled candidate (one training step) must not replace the good incumbent
-    worse = retrain(bank, tmp_path, data, train_config=TrainConfig(max_steps=1, min_steps=1, lr=1e-6, direct_lr=1e-6))
+    worse = retrain(
+        bank,
+        tmp_path,
+        data,
+        train_config=TrainConfig(max_steps=1, min_steps=1, lr=1e-6, direct_lr=1e-6),
+    )
     assert not worse["promoted"], worse["reason"]
     assert bank.active_retriever()["version"] == first["version"]  # type: ignore[index]
     assert {v["version"] for v in bank.retriever_versions()} == {first["version"], worse["version"]}

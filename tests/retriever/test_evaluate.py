@@ -13,9 +13,9 @@ def test_auc_matches_pairwise_definition() -> None:
     y = (rng.random(200) < 0.3).astype(np.float32)
     s = np.round(rng.random(200), 1)  # many ties
     pos, neg = s[y == 1], s[y == 0]
-    pairwise = ((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (
-        len(pos) * len(neg)
-    )
+    pairwise = (
+        (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    ) / (len(pos) * len(neg))
     assert auc(y, s) == pytest.approx(pairwise)
     assert auc(np.ones(3), np.arange(3.0)) is None
 

@@ -87,7 +87,9 @@ def test_split_is_by_request() -> None:
     kept = {r for r, m in zip(rids, mask, strict=True) if not m}
     assert held and kept and not held & kept
     assert 0.1 < len(held) / len(set(rids)) < 0.3
-    assert np.array_equal(mask, held_out_mask(list(reversed(rids)), 0.2)[::-1])  # stable, order-free
+    assert np.array_equal(
+        mask, held_out_mask(list(reversed(rids)), 0.2)[::-1]
+    )  # stable, order-free
 
 
 def test_bank_training_set_is_adopted(bank: InMemoryBank, fill_bank: FillBank) -> None:

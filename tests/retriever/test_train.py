@@ -58,7 +58,9 @@ def test_head_beats_cosine_on_held_out_requests(
     metrics = evaluate(model, test)
     assert metrics["auc"] > 0.75
     assert metrics["auc"] > auc(test.rewards, cosine_scores(test)) + 0.15
-    assert metrics["n_ranking_requests"] > 0 and metrics["ndcg@4"] > metrics["baseline_cosine_ndcg@4"]
+    assert (
+        metrics["n_ranking_requests"] > 0 and metrics["ndcg@4"] > metrics["baseline_cosine_ndcg@4"]
+    )
 
 
 def test_ips_weights_are_clipped_and_mean_one() -> None:
@@ -74,5 +76,7 @@ def test_numpy_serving_matches_torch_forward() -> None:
     model = QScorer(ScorerConfig(embed_dim=DIM)).eval()
     q, c, s = rng.normal(size=DIM), rng.normal(size=(7, DIM)), rng.random((7, 3))
     with torch.no_grad():
-        ref = torch.sigmoid(model(*(torch.tensor(x, dtype=torch.float32) for x in (q, c, s)))).numpy()
+        ref = torch.sigmoid(
+            model(*(torch.tensor(x, dtype=torch.float32) for x in (q, c, s)))
+        ).numpy()
     assert np.allclose(HeadScorer(model, "v").score(q, c, s), ref, atol=1e-5)
