@@ -99,9 +99,10 @@ def should_promote(
         return False, "held-out slice has a single class; AUC undefined"
     if incumbent is None:
         return True, f"{GATE_METRIC} {candidate:.4f}; incumbent undefined"
+    margin = f" - {tolerance:.4f}" if tolerance else ""
     if candidate + tolerance >= incumbent:
-        return True, f"{GATE_METRIC} {candidate:.4f} >= incumbent {incumbent:.4f}"
-    return False, f"{GATE_METRIC} {candidate:.4f} < incumbent {incumbent:.4f}"
+        return True, f"{GATE_METRIC} {candidate:.4f} >= incumbent {incumbent:.4f}{margin}"
+    return False, f"{GATE_METRIC} {candidate:.4f} < incumbent {incumbent:.4f}{margin}"
 
 
 def rollback(bank: Bank) -> str:

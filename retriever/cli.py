@@ -78,6 +78,8 @@ def train(
 
     settings = _settings()
     overrides: dict[str, Any] = {"max_steps": max_steps} if max_steps else {}
+    if batch_size:
+        overrides["batch_size"] = batch_size
     if pairs is None:
         if mode is Mode.full:
             raise typer.BadParameter(
@@ -86,7 +88,7 @@ def train(
         from retriever.online import retrain
 
         bank = _bank(settings)
-        config = TrainConfig(**overrides, **({"batch_size": batch_size} if batch_size else {}))
+        config = TrainConfig(**overrides)
         result = retrain(
             bank,
             settings.checkpoint_dir,
@@ -109,7 +111,7 @@ def train(
 
     encode = cached_encoder(settings.home / "cache")
     if mode is Mode.head:
-        config = TrainConfig(**overrides, **({"batch_size": batch_size} if batch_size else {}))
+        config = TrainConfig(**overrides)
         result = head_on_pairs(
             pairs,
             encode,

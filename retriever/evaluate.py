@@ -9,6 +9,7 @@ reported as null with `n_ranking_requests = 0` rather than as a meaningless 1.0.
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,9 +37,20 @@ def auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
+def auc_standard_error(value: float, labels: np.ndarray) -> float:
+    """Hanley & McNeil (1982): the sampling error of an AUC measured on these labels."""
+    n_pos = int((labels >= POSITIVE).sum())
+    n_neg = len(labels) - n_pos
+    q1, q2 = value / (2 - value), 2 * value**2 / (1 + value)
+    var = (
+        value * (1 - value) + (n_pos - 1) * (q1 - value**2) + (n_neg - 1) * (q2 - value**2)
+    ) / max(1, n_pos * n_neg)
+    return float(np.sqrt(max(var, 0.0)))
+
+
 def ranking_metrics(
     request_ids: list[str], rewards: np.ndarray, scores: np.ndarray, k: int = K
-) -> dict[str, float | int | None]:
+) -> dict[str, Any]:
     """Mean NDCG@k and precision@k over requests whose rows carry different rewards."""
     groups: dict[str, list[int]] = defaultdict(list)
     for i, rid in enumerate(request_ids):
@@ -62,7 +74,8 @@ def ranking_metrics(
 
 def cosine_scores(data: TrainingSet) -> np.ndarray:
     """The non-parametric baseline (Memento's np_memory): cosine of the two unit vectors."""
-    return np.einsum("nd,nd->n", data.query_vecs, data.case_vecs)
+    scores: np.ndarray = np.einsum("nd,nd->n", data.query_vecs, data.case_vecs)
+    return scores
 
 
 @torch.no_grad()
@@ -87,10 +100,10 @@ def log_loss(rewards: np.ndarray, probs: np.ndarray) -> float | None:
     return float(-(rewards * np.log(p) + (1 - rewards) * np.log(1 - p)).mean())
 
 
-def metrics_for_scores(data: TrainingSet, scores: np.ndarray) -> dict[str, float | int | None]:
+def metrics_for_scores(data: TrainingSet, scores: np.ndarray) -> dict[str, Any]:
     """AUC and ranking metrics of `scores` on `data`, with the cosine baseline beside them."""
     cos = cosine_scores(data)
-    out: dict[str, float | int | None] = {
+    out: dict[str, Any] = {
         "auc": auc(data.rewards, scores),
         "baseline_cosine_auc": auc(data.rewards, cos),
         "n": len(data),
@@ -104,7 +117,7 @@ def metrics_for_scores(data: TrainingSet, scores: np.ndarray) -> dict[str, float
     return out
 
 
-def evaluate(model: QScorer, data: TrainingSet) -> dict[str, float | int | None]:
+def evaluate(model: QScorer, data: TrainingSet) -> dict[str, Any]:
     """Held-out metrics of a head; `log_loss` is the calibration check."""
     probs = predict(model, data)
     out = metrics_for_scores(data, probs)

@@ -32,7 +32,8 @@ def cached_encoder(cache_dir: Path | None) -> Encode:
         key = hashlib.sha256("\0".join([ENCODER_NAME, *texts]).encode()).hexdigest()[:24]
         path = cache_dir / f"vectors-{key}.npy"
         if path.exists():
-            return np.load(path)
+            cached: np.ndarray = np.load(path)
+            return cached
         vecs = shared_encoder().encode(texts)
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")

@@ -85,7 +85,8 @@ class QScorer(nn.Module):
         q = q.expand_as(c)
         x = self.features(q, c, stats)  # (B, F); its last 1 + S columns are [cos, stats]
         wide = x[:, -1 - self.config.n_stats :] @ self.direct_weight() + self.direct.bias  # (B,)
-        return self.mlp(x).squeeze(-1) + wide  # (B,) logits
+        logits: torch.Tensor = self.mlp(x).squeeze(-1) + wide  # (B,)
+        return logits
 
     def direct_weight(self) -> torch.Tensor:
         """The wide term's weights on [cos, stats], cosine floored at min_cos_weight: (1 + S,)."""
@@ -125,4 +126,7 @@ class EncoderQScorer(nn.Module):
         stats: torch.Tensor,
     ) -> torch.Tensor:
         # q_*: (B, Tq); c_*: (B, Tc); stats: (B, S) -> (B,) logits
-        return self.head(self.embed(q_ids, q_mask), self.embed(c_ids, c_mask), stats)
+        logits: torch.Tensor = self.head(
+            self.embed(q_ids, q_mask), self.embed(c_ids, c_mask), stats
+        )
+        return logits

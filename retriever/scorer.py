@@ -7,9 +7,10 @@ Serving runs the head in numpy, not torch: 50 candidates are two small matmuls, 
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, cast
 
 import numpy as np
+from torch import nn
 
 from retriever.model import QScorer
 
@@ -32,7 +33,8 @@ class HeadScorer:
     """A frozen QScorer's weights as numpy arrays; stateless, so safe to call from any thread."""
 
     def __init__(self, model: QScorer, version: str) -> None:
-        first, last = model.mlp[1], model.mlp[4]  # Dropout, Linear, GELU, Dropout, Linear
+        # mlp = Dropout, Linear, GELU, Dropout, Linear
+        first, last = cast(nn.Linear, model.mlp[1]), cast(nn.Linear, model.mlp[4])
         self.w1 = first.weight.detach().numpy().T.copy()  # (F, H)
         self.b1 = first.bias.detach().numpy().copy()  # (H,)
         self.w2 = last.weight.detach().numpy()[0].copy()  # (H,)
@@ -55,4 +57,5 @@ class HeadScorer:
         x = np.concatenate(parts, axis=1)  # (N, F)
         hidden = _gelu_tanh(x @ self.w1 + self.b1)  # (N, H)
         logits = hidden @ self.w2 + x[:, -len(self.w_direct) :] @ self.w_direct + self.b2  # (N,)
-        return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+        probs: np.ndarray = (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+        return probs

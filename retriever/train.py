@@ -149,7 +149,7 @@ def train_head(
             ).mean()
             loss = loss + config.l2 * sum((p**2).sum() for p in decayed)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
         train_loss = estimate_loss(model, data)
     model.eval()
@@ -228,7 +228,7 @@ def train_full(
         )
         loss = F.binary_cross_entropy_with_logits(logits, y_all[idx].to(device))
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         loss_ema = loss.item() if loss_ema is None else 0.9 * loss_ema + 0.1 * loss.item()
