@@ -137,10 +137,6 @@ def build_command(
             argv += ["--symlink", os.readlink(path), path]
         elif os.path.isdir(path):
             argv += ["--ro-bind", path, path]
-    for path in _python_dirs(config.python):
-        for parent in reversed(Path(path).parents[:-1]):  # bwrap would create them 0700
-            argv += ["--perms", "0755", "--dir", str(parent)]
-        argv += ["--ro-bind-try", path, path]
     argv += [
         "--proc",
         "/proc",
@@ -152,6 +148,13 @@ def build_command(
         str(config.limits.tmp_bytes),
         "--tmpfs",
         "/tmp",
+    ]
+    # After the private /tmp, so that an interpreter or venv living under /tmp stays visible.
+    for path in _python_dirs(config.python):
+        for parent in reversed(Path(path).parents[:-1]):  # bwrap would create them 0700
+            argv += ["--perms", "0755", "--dir", str(parent)]
+        argv += ["--ro-bind-try", path, path]
+    argv += [
         "--bind",
         str(workspace),
         INSIDE_WORKSPACE,
