@@ -149,7 +149,6 @@ def full_on_pairs(
         [raw.cases[i] for i in train_idx],
         frozen.case_stats[train_idx],
         frozen.rewards[train_idx],
-        [frozen.request_ids[i] for i in train_idx],
         encoder,
         tokenizer,
         train_config,

@@ -3,7 +3,8 @@
 `record_outcome` calls `notify_labelled(n)`; after every `retrain_every` new labels one daemon
 thread (never two) reads `bank.training_set()`, trains a head on the frozen vectors, evaluates it
 on the held-out slice (split by request), evaluates the serving version on the *same* rows (cosine
-at cold start), and promotes the new version only if its AUC is no lower. Every trained version
+at cold start), and promotes the new version only if its AUC is no lower (within one standard
+error of the measurement: see `retrain`). Every trained version
 is kept (checkpoint file + metrics row), promoted or not. Whatever goes wrong in that thread is
 logged and the active version keeps serving.
 
@@ -114,7 +115,7 @@ def retrain(
         version=version,
         metrics=metrics,
         data_hash=metrics["data_hash"],
-        step=summary["best_step"],
+        step=summary["steps"],
     )
     bank.add_retriever_version(version, str(path), metrics)
     if promote:

@@ -156,7 +156,6 @@ def train_head(
     summary = {
         "mode": "head",
         "steps": steps,
-        "best_step": steps,
         "train_loss": train_loss,
         "n_train": len(data),
         "seconds": time.perf_counter() - t0,
@@ -173,7 +172,6 @@ def train_full(
     cases: list[str],
     stats: np.ndarray,
     rewards: np.ndarray,
-    request_ids: list[str],
     encoder: torch.nn.Module,
     tokenizer: Any,
     config: TrainConfig,
