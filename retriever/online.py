@@ -232,12 +232,18 @@ class OnlineTrainer:
         with self._lock:
             training = self._thread is not None
             waiting, last = self._waiting, self._last_run
+        labelled = self.bank.labelled_count(self.namespace)
+        # Labels no version has seen, readable from any process (the counter above is this one's).
+        versions = self.bank.retriever_versions()
+        latest = max(versions, key=lambda v: v["created_at"])["metrics"] if versions else {}
+        seen = int(latest.get("n_train", 0)) + int(latest.get("n", 0))
         return {
             "scorer": scorer.version if scorer else "cosine",
             "active_version": active["version"] if active else None,
             "active_metrics": active["metrics"] if active else None,
             "fallback": fallback,
-            "labelled": self.bank.labelled_count(self.namespace),
+            "labelled": labelled,
+            "labels_since_last_training": max(0, labelled - seen),
             "labels_waiting": waiting,
             "retrain_every": self.retrain_every,
             "training": training,

@@ -73,6 +73,7 @@ def test_train_on_bank_promotes_then_rollback(tmp_path: Path) -> None:
     assert second["promoted"], second["reason"]  # same data, same seed: no worse
     status = json.loads(invoke(tmp_path, "status", "--json")[1])
     assert status["active_version"] == second["version"] and status["labelled"] == 480
+    assert status["labels_since_last_training"] == 0
     assert len(status["versions"]) == 2
     code, out = invoke(tmp_path, "rollback")
     assert code == 0 and first["version"] in out
