@@ -218,7 +218,7 @@ def stats(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         console.print_json(result.model_dump_json())
         return
     console.print(f"bank {result.path} (schema v{result.schema_version}) · encoder {result.encoder}"
-                  f" · retriever {result.scorer}")
+                  f" · ranking {result.ranking}")
     console.print(f"{result.requests} requests, {result.impressions} impressions"
                   f" ({result.labelled_impressions} labelled)")
     table = Table("namespace", "cases", "positive", "negative", "pending")

@@ -16,9 +16,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from memento_mcp.casebank import CaseBank, Impression, NewCase
+from memento_mcp.casebank import CaseBank, Impression, NewCase, content_hash
 from memento_mcp.casebank.memento_io import Format, Record, export_lines, read_jsonl
-from memento_mcp.casebank.store import content_hash
 from memento_mcp.errors import InvalidInput
 from memento_mcp.models import (
     POSITIVE_REWARD,
@@ -30,35 +29,28 @@ from memento_mcp.models import (
 )
 from memento_mcp.retrieval.encoder import Encoder, shared_encoder
 from memento_mcp.retrieval.index import VectorIndex
-from memento_mcp.retrieval.policy import select
 from memento_mcp.settings import Settings
+
+from retriever.contract import PriorModel
+from retriever.policy import Selection, select
 
 if TYPE_CHECKING:
     from retriever.online import OnlineTrainer
 
 LEXICAL_WEIGHT = 0.15
-"""Share of the cold-start score that comes from FTS5 matches; the rest is cosine similarity."""
+"""Share of a candidate's relevance that comes from FTS5 matches on the query's rare words."""
 
 
-class Scorer(Protocol):
-    version: str
-
-    def score(
-        self, query_vec: np.ndarray, case_vecs: np.ndarray, case_stats: np.ndarray
-    ) -> np.ndarray: ...
-
-
-class ScorerSource(Protocol):
+class Learner(Protocol):
     """The learned retriever as Memory sees it (retriever.online.OnlineTrainer)."""
 
-    def scorer(self) -> Scorer | None: ...
+    def model(self, namespace: str) -> PriorModel | None: ...
 
-    def notify_labelled(self, n: int) -> None: ...
+    def notify_labelled(self, namespace: str, n: int) -> None: ...
 
 
-class OnlineScorers:
-    """The learned retriever (retriever.online), imported on first use so that torch stays out
-    of server start-up and `tools/list`."""
+class LazyLearner:
+    """retriever.online, imported on the first retrieval rather than at start-up."""
 
     def __init__(self, bank: CaseBank, settings: Settings) -> None:
         self.bank = bank
@@ -68,13 +60,18 @@ class OnlineScorers:
     def trainer(self) -> OnlineTrainer:
         from retriever.online import OnlineTrainer
 
-        return OnlineTrainer(self.bank, self.settings.checkpoint_dir, self.settings.retrain_every)
+        return OnlineTrainer(
+            self.bank,
+            self.settings.checkpoint_dir,
+            self.settings.retrain_every,
+            keep_checkpoints=self.settings.keep_checkpoints,
+        )
 
-    def scorer(self) -> Scorer | None:
-        return self.trainer.scorer()
+    def model(self, namespace: str) -> PriorModel | None:
+        return self.trainer.model(namespace)
 
-    def notify_labelled(self, n: int) -> None:
-        self.trainer.notify_labelled(n)
+    def notify_labelled(self, namespace: str, n: int) -> None:
+        self.trainer.notify_labelled(namespace, n)
 
 
 @dataclass
@@ -93,13 +90,13 @@ class Memory:
         bank: CaseBank,
         settings: Settings,
         encoder: Encoder | None = None,
-        scorers: ScorerSource | None = None,
+        learner: Learner | None = None,
     ) -> None:
         self.bank = bank
         self.settings = settings
         self.encoder = encoder or shared_encoder()
         self.index = VectorIndex(bank, self.encoder.dimensions)
-        self.scorers = scorers
+        self.learner = learner
         self._rng = np.random.default_rng()
 
     # -- validation ----------------------------------------------------------------------------
@@ -144,7 +141,7 @@ class Memory:
         min_score: float | None = None,
         source: str = "retrieve_cases",
     ) -> RetrieveResult:
-        """Dense + lexical candidates → Q-scorer (or cosine) → policy → impressions logged."""
+        """Dense + lexical candidates → ranked by what their outcomes say → impressions logged."""
         query = self._text("query", query)
         namespace = self._namespace(namespace)
         if not 1 <= k <= 50:
@@ -156,25 +153,25 @@ class Memory:
         ids = list(dict.fromkeys([*dense_ids.tolist(), *lexical]))
         cases = self.bank.cases_by_id(ids)
         ids = [case_id for case_id in ids if case_id in cases and cases[case_id].reward is not None]
+        vectors = self.bank.case_vectors(ids) if ids else np.zeros((0, len(query_vec)))
+        similarity = vectors @ query_vec
+        best = max(lexical.values(), default=0.0) or 1.0
+        matched = np.array([lexical.get(case_id, 0.0) / best for case_id in ids])
+        closeness = (1 - LEXICAL_WEIGHT) * np.clip(similarity, 0, 1) + LEXICAL_WEIGHT * matched
+        selection, scorer = self._rank(namespace, ids, query_vec, vectors, closeness, k)
 
-        scorer = self.scorers.scorer() if self.scorers else None
-        if ids:
-            vectors = self.bank.case_vectors(ids)
-            similarity = vectors @ query_vec
-            if scorer is not None:
-                scores = scorer.score(query_vec, vectors, self.bank.case_stats(ids))
-            else:
-                best = max(lexical.values(), default=0.0) or 1.0
-                matched = np.array([lexical.get(case_id, 0.0) / best for case_id in ids])
-                scores = (1 - LEXICAL_WEIGHT) * np.clip(similarity, 0, 1) + LEXICAL_WEIGHT * matched
-        else:
-            similarity = scores = np.zeros(0)
-
-        picks = select(scores, k, self.settings.temperature, self._rng)
+        picks = list(zip(selection.order, selection.propensities, strict=True))
+        scores = selection.scores
+        abstain_reason = None
+        if picks and float(scores.max()) < self.settings.abstain_below:
+            abstain_reason = (
+                f"no stored case is likely to help (best estimate {float(scores.max()):.3f},"
+                f" threshold {self.settings.abstain_below}); work on the task without one"
+            )
+            picks = []
         if min_score is not None:
             picks = [(i, p) for i, p in picks if scores[i] >= min_score]
         request_id = uuid.uuid4().hex
-        scorer_name = scorer.version if scorer is not None else "cosine"
         hits = [
             _hit(cases[ids[i]], rank, float(scores[i]), float(similarity[i]))
             for rank, (i, _) in enumerate(picks, start=1)
@@ -183,16 +180,41 @@ class Memory:
             Impression(ids[i], rank, float(scores[i]), float(similarity[i]), propensity)
             for rank, (i, propensity) in enumerate(picks, start=1)
         ]
-        self.bank.log_request(
-            request_id, namespace, query, query_vec, scorer_name, impressions, source
-        )
+        self.bank.log_request(request_id, namespace, query, query_vec, scorer, impressions, source)
         return RetrieveResult(
             request_id=request_id,
             namespace=namespace,
-            scorer=scorer_name,
+            scorer=scorer,
             positive=[hit for hit in hits if hit.label == "positive"],
             negative=[hit for hit in hits if hit.label == "negative"],
+            abstain=abstain_reason is not None,
+            abstain_reason=abstain_reason,
         )
+
+    def _rank(
+        self,
+        namespace: str,
+        ids: list[int],
+        query_vec: np.ndarray,
+        vectors: np.ndarray,
+        closeness: np.ndarray,
+        k: int,
+    ) -> tuple[Selection, str]:
+        """The policy's pick (retriever.policy) and the name of what ranked."""
+        no_outcomes = np.zeros(len(ids))
+        if self.settings.ranking == "similarity":
+            return select(closeness, no_outcomes + 0.5, no_outcomes, no_outcomes, k, False, self._rng), "cosine"
+        model = self.learner.model(namespace) if self.learner and ids else None
+        prior = (
+            model.predict(query_vec, vectors, self.bank.plan_vectors(ids))
+            if model is not None
+            else no_outcomes + 0.5
+        )
+        successes, trials = self.bank.case_evidence(ids)
+        selection = select(
+            closeness, prior, successes, trials, k, self.settings.explore, self._rng
+        )
+        return selection, "evidence" if model is None else f"evidence+{model.version}"
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -249,8 +271,8 @@ class Memory:
             used_case_ids,
         )
         self.index.invalidate()
-        if self.scorers and labelled:
-            self.scorers.notify_labelled(labelled)
+        if self.learner and labelled and self.settings.ranking == "learned":
+            self.learner.notify_labelled(self._namespace(namespace), labelled)
         return OutcomeReceipt(
             case_id=case_id, request_id=request_id, reward=value, labelled_impressions=labelled
         )
@@ -294,12 +316,7 @@ class Memory:
         self.index.invalidate()
 
     def stats(self) -> BankStats:
-        scorer = self.scorers.scorer() if self.scorers else None
-        return BankStats(
-            **self.bank.stats(),
-            encoder=self.encoder.name,
-            scorer=scorer.version if scorer else "cosine",
-        )
+        return BankStats(**self.bank.stats(), encoder=self.encoder.name, ranking=self.settings.ranking)
 
     # -- Memento files -------------------------------------------------------------------------
 
@@ -429,4 +446,4 @@ def open_memory(settings: Settings | None = None) -> Memory:
     """The Memory for these settings: opens (or creates) the bank under settings.home."""
     settings = settings or Settings()
     bank = CaseBank(settings.db_path)
-    return Memory(bank, settings, scorers=OnlineScorers(bank, settings))
+    return Memory(bank, settings, learner=LazyLearner(bank, settings))

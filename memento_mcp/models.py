@@ -53,9 +53,16 @@ class RetrieveResult(BaseModel):
 
     request_id: str
     namespace: str
-    scorer: str = Field(description="'cosine' until a learned Q-scorer is active, then its version")
+    scorer: str = Field(
+        description="'cosine' (similarity ranking), 'evidence' (outcomes so far), or"
+        " 'evidence+<version>' when a trained model also ranks untried cases"
+    )
     positive: list[CaseHit]
     negative: list[CaseHit]
+    abstain: bool = Field(
+        False, description="True when no stored case is likely to help: work without one"
+    )
+    abstain_reason: str | None = None
 
     @property
     def cases(self) -> list[CaseHit]:
@@ -93,7 +100,7 @@ class BankStats(BaseModel):
     impressions: int
     labelled_impressions: int
     namespaces: list[NamespaceStats]
-    scorer: str
+    ranking: str = Field(description="learned (outcomes re-rank at once) or similarity")
 
 
 def plan_text(plan: str | dict[str, Any] | list[Any]) -> str:

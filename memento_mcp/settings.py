@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 from pydantic import AliasChoices, Field
@@ -29,10 +30,17 @@ class Settings(BaseSettings):
 
     # retrieval
     candidates: int = Field(50, ge=1, le=1000, description="Dense + lexical candidates before ranking")
-    temperature: float = Field(
-        0.0, ge=0.0, description="Softmax exploration over Q (mu ∝ exp(Q/T)); 0 ranks greedily"
+    ranking: Literal["learned", "similarity"] = Field(
+        "learned", description="learned: outcomes re-rank cases at once; similarity: cosine only"
     )
-    retrain_every: int = Field(50, ge=1, description="Retrain the Q head after this many new labels")
+    explore: bool = Field(
+        True, description="Thompson sampling among on-topic cases; false shows the best estimates"
+    )
+    abstain_below: float = Field(
+        0.05, ge=0.0, le=1.0, description="Return no cases when none has P(help) above this; 0: never"
+    )
+    retrain_every: int = Field(50, ge=1, description="Retrain the prior model after this many labels")
+    keep_checkpoints: int = Field(5, ge=0, description="Inactive retriever versions kept on disk")
     max_field_bytes: int = Field(65536, ge=1024, description="Largest accepted text field")
 
     # solve_task

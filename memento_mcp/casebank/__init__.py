@@ -1,5 +1,7 @@
 """The case bank: SQLite storage for cases, their embeddings, impressions and outcomes."""
 
-from memento_mcp.casebank.store import CASE_STATS, CaseBank, Impression, NewCase, TrainingSet
+from memento_mcp.casebank.cases import NewCase, content_hash
+from memento_mcp.casebank.feedback import Impression
+from memento_mcp.casebank.store import CaseBank
 
-__all__ = ["CASE_STATS", "CaseBank", "Impression", "NewCase", "TrainingSet"]
+__all__ = ["CaseBank", "Impression", "NewCase", "content_hash"]

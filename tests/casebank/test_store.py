@@ -63,13 +63,21 @@ def test_delete_removes_embedding_and_impressions(tmp_path: Path) -> None:
         assert bank.db[table].count == 0
 
 
-def test_case_stats_exclude_the_rows_own_label(tmp_path: Path) -> None:
+def test_every_outcome_updates_the_shown_cases_evidence_in_the_same_write(tmp_path: Path) -> None:
     bank = CaseBank(tmp_path / "bank.db")
-    (case_id, _), = bank.add_cases([(NewCase("default", "task", "plan", reward=1.0), VECTOR)])
-    for request, reward in (("r1", 1.0), ("r2", 0.0)):
-        bank.log_request(request, "default", "q", VECTOR, "cosine", [Impression(case_id, 1, 0.5, 0.5)])
-        bank.record_outcome(reward, request, None, None)
+    (first, _), (second, _) = bank.add_cases(
+        [(NewCase("default", f"task {i}", "plan", reward=1.0), VECTOR) for i in range(2)]
+    )
+    shown = [Impression(first, 1, 0.5, 0.5), Impression(second, 2, 0.5, 0.5)]
+    bank.log_request("r1", "default", "q", VECTOR, "evidence", shown)
+    bank.record_outcome(1.0, "r1", None, [second])  # the agent names what it used
+    bank.log_request("r2", "default", "q", VECTOR, "evidence", shown)
+    bank.record_outcome(0.0, "r2", None, None)  # no names: shares by 1/rank, 2/3 and 1/3
+    successes, trials = bank.case_evidence([first, second])
+    assert trials[0] == pytest.approx(2 / 3)
+    assert successes[0] == 0.0
+    assert successes[1] > 0.9 and trials[1] > successes[1]  # one success, then a third of a failure
     training = bank.training_set()
-    # r1's row sees only r2's failure: (0 + 1) / (1 + 2); r2's sees r1's success: (1 + 1) / (1 + 2)
-    assert training.case_stats[:, 1].tolist() == pytest.approx([1 / 3, 2 / 3])
-    assert bank.case_stats([case_id])[0, 1] == pytest.approx((1 + 1) / (2 + 2))
+    assert sorted(training.credits.tolist()) == pytest.approx([1 / 3, 2 / 3, 1.0])
+    bank.delete_case(second)
+    assert bank.case_evidence([second])[1][0] == 0.0

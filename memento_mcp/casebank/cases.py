@@ -1,0 +1,175 @@
+"""Cases and their task embeddings: write, read, delete."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import sqlite_utils
+
+from memento_mcp.casebank.connection import Connection, now, to_blob
+from memento_mcp.errors import NotFound
+from memento_mcp.models import Case
+
+
+def content_hash(task: str, plan: str, answer: str) -> str:
+    return hashlib.sha256(json.dumps([task, plan, answer]).encode()).hexdigest()
+
+
+@dataclass
+class NewCase:
+    """A case about to be written; the bank assigns its id."""
+
+    namespace: str
+    task: str
+    plan: str
+    answer: str = ""
+    reward: float | None = None
+    source: str = "agent"
+    metadata: dict[str, Any] = field(default_factory=dict)
+    trajectory: list[dict[str, Any]] | None = None
+    request_id: str | None = None
+
+
+
+class Cases(Connection):
+    def add_cases(self, cases: list[tuple[NewCase, np.ndarray]]) -> list[tuple[int, bool]]:
+        """Store cases with their embeddings in one transaction; returns (case_id, created).
+
+        A case whose task, plan and answer already exist in its namespace is not stored again.
+        """
+        results: list[tuple[int, bool]] = []
+        with self._write() as db:
+            for case, vector in cases:
+                results.append(self._insert_case(db, case, vector))
+        return results
+
+    def existing_cases(self, namespace: str, hashes: list[str]) -> dict[str, int]:
+        """content_hash -> case_id for the hashes already stored in the namespace."""
+        found: dict[str, int] = {}
+        for start in range(0, len(hashes), 500):
+            chunk = hashes[start : start + 500]
+            rows = self._query(
+                "SELECT content_hash, id FROM cases WHERE namespace = ?"
+                f" AND content_hash IN ({','.join('?' * len(chunk))})",
+                [namespace, *chunk],
+            )
+            found.update({row[0]: int(row[1]) for row in rows})
+        return found
+
+    def add_case(self, case: NewCase, vector: np.ndarray) -> tuple[int, bool]:
+        return self.add_cases([(case, vector)])[0]
+
+    def _insert_case(
+        self, db: sqlite_utils.Database, case: NewCase, vector: np.ndarray
+    ) -> tuple[int, bool]:
+        digest = content_hash(case.task, case.plan, case.answer)
+        existing = db.execute(
+            "SELECT id FROM cases WHERE namespace = ? AND content_hash = ?",
+            (case.namespace, digest),
+        ).fetchone()
+        if existing:
+            return int(existing[0]), False
+        stamp = now()
+        cursor = db.execute(
+            "INSERT INTO cases (namespace, task, plan, answer, reward, source, metadata,"
+            " trajectory, content_hash, request_id, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                case.namespace,
+                case.task,
+                case.plan,
+                case.answer,
+                case.reward,
+                case.source,
+                json.dumps(case.metadata),
+                None if case.trajectory is None else json.dumps(case.trajectory),
+                digest,
+                case.request_id,
+                stamp,
+                stamp,
+            ),
+        )
+        case_id = int(cursor.lastrowid or 0)
+        db.execute(
+            "INSERT INTO embeddings (case_id, encoder, vector) VALUES (?, ?, ?)",
+            (case_id, self.encoder_name, to_blob(vector)),
+        )
+        return case_id, True
+
+    def get_case(self, case_id: int) -> Case:
+        rows = self._query("SELECT * FROM cases WHERE id = ?", (case_id,))
+        if not rows:
+            raise NotFound(f"no case with case_id {case_id}; retrieve_cases lists existing ones")
+        return _case_from_row(dict(zip(_CASE_COLUMNS, rows[0], strict=True)))
+
+    def cases_by_id(self, case_ids: list[int]) -> dict[int, Case]:
+        if not case_ids:
+            return {}
+        marks = ",".join("?" * len(case_ids))
+        rows = self._query(f"SELECT * FROM cases WHERE id IN ({marks})", case_ids)
+        cases = [_case_from_row(dict(zip(_CASE_COLUMNS, row, strict=True))) for row in rows]
+        return {case.case_id: case for case in cases}
+
+    def iter_cases(self, namespace: str | None = None, batch: int = 1000) -> Iterator[Case]:
+        last = 0
+        while True:
+            where, params = "id > ?", [last]
+            if namespace is not None:
+                where, params = where + " AND namespace = ?", [last, namespace]
+            rows = self._query(
+                f"SELECT * FROM cases WHERE {where} ORDER BY id LIMIT {batch}", params
+            )
+            if not rows:
+                return
+            for row in rows:
+                yield _case_from_row(dict(zip(_CASE_COLUMNS, row, strict=True)))
+            last = rows[-1][0]
+
+    def delete_case(self, case_id: int) -> None:
+        """Remove a case with its embedding and every impression of it."""
+        with self._write() as db:
+            if not db.execute("SELECT 1 FROM cases WHERE id = ?", (case_id,)).fetchone():
+                raise NotFound(f"no case with case_id {case_id}; nothing was deleted")
+            db.execute("DELETE FROM impressions WHERE case_id = ?", (case_id,))
+            db.execute("DELETE FROM embeddings WHERE case_id = ?", (case_id,))
+            db.execute("DELETE FROM plan_embeddings WHERE case_id = ?", (case_id,))
+            db.execute("DELETE FROM case_evidence WHERE case_id = ?", (case_id,))
+            db.execute("DELETE FROM cases WHERE id = ?", (case_id,))
+
+
+_CASE_COLUMNS = (
+    "id",
+    "namespace",
+    "task",
+    "plan",
+    "answer",
+    "reward",
+    "source",
+    "metadata",
+    "trajectory",
+    "content_hash",
+    "request_id",
+    "created_at",
+    "updated_at",
+)
+
+
+def _case_from_row(row: dict[str, Any]) -> Case:
+    return Case(
+        case_id=row["id"],
+        namespace=row["namespace"],
+        task=row["task"],
+        plan=row["plan"],
+        answer=row["answer"],
+        reward=row["reward"],
+        source=row["source"],
+        metadata=json.loads(row["metadata"] or "{}"),
+        created_at=row["created_at"],
+        trajectory=None if row["trajectory"] is None else json.loads(row["trajectory"]),
+    )
+

@@ -1,0 +1,86 @@
+"""One SQLite connection shared by the case bank's parts: atomic writes and checked reads.
+
+One file in WAL mode, so several server processes (Claude Desktop and Cursor at once) share a
+bank. Each write is one `BEGIN IMMEDIATE` transaction: it waits for the write lock instead of
+failing half-way, and a crash leaves either the whole write or none of it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlite_utils
+
+from memento_mcp.casebank.schema import migrate
+from memento_mcp.errors import StorageError
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def to_blob(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype=np.float32).tobytes()
+
+
+def from_blob(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype=np.float32)
+
+
+class Connection:
+    """The connection and its lock; every part of CaseBank reads and writes through these."""
+
+    def __init__(self, path: Path | str, encoder_name: str = "all-MiniLM-L6-v2") -> None:
+        self.path = str(path)
+        self.encoder_name = encoder_name
+        self._lock = threading.RLock()
+        try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+            self.db = sqlite_utils.Database(conn)
+            if self.path != ":memory:":
+                self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")  # durable in WAL mode across crashes
+            self.db.execute("PRAGMA busy_timeout=30000")
+            migrate(self.db)
+        except (sqlite3.Error, OSError) as exc:
+            raise StorageError(f"cannot open the case bank at {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite_utils.Database]:
+        """One atomic write: all of it commits, or none of it does."""
+        with self._lock:
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self.db
+                except BaseException:
+                    self.db.rollback()
+                    raise
+                self.db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self.db.rollback()
+                raise StorageError(f"could not write to the case bank: {exc}") from exc
+
+    def _query(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            try:
+                return self.db.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StorageError(f"could not read the case bank: {exc}") from exc
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits (SQLite's PRAGMA data_version)."""
+        return int(self._query("PRAGMA data_version")[0][0])

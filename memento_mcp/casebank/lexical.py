@@ -1,0 +1,42 @@
+"""FTS5 matches on a query's distinctive words."""
+
+from __future__ import annotations
+
+import re
+
+from memento_mcp.casebank.connection import Connection
+
+_STOPWORDS = frozenset(
+    ["a", "an", "and", "are", "as", "at", "be", "by", "did", "do", "does", "for", "from", "how", "in", "is", "it", "of", "on", "or", "that", "the", "this", "to", "was", "what", "when", "where", "which", "who", "whom", "whose", "why", "will", "with"]
+)
+
+
+
+class Lexical(Connection):
+    def lexical_search(self, namespace: str, query: str, limit: int) -> list[tuple[int, float]]:
+        """FTS5 BM25 matches over task and plan: (case_id, relevance >= 0), best first.
+
+        Only the query's distinctive words take part (each in at most 2 % of cases, counted from
+        FTS5's doclists in well under a millisecond): common words add little to BM25 but make
+        it score every case they occur in, which costs tens of ms at 100k cases.
+        """
+        words = dict.fromkeys(w for w in re.findall(r"\w+", query.lower()) if w not in _STOPWORDS)
+        if not words:
+            return []
+        bank_size = self._query("SELECT coalesce(max(id), 0) FROM cases")[0][0]
+        common = max(50, bank_size // 50)
+        rare = [
+            w for w in list(words)[:32]
+            if self._query("SELECT count(*) FROM cases_fts WHERE cases_fts MATCH ?", (f'"{w}"',))[0][0]
+            <= common
+        ]
+        if not rare:
+            return []
+        rows = self._query(
+            "SELECT cases.id, -bm25(cases_fts) FROM cases_fts"
+            " JOIN cases ON cases.id = cases_fts.rowid"
+            " WHERE cases_fts MATCH ? AND cases.namespace = ? AND cases.reward IS NOT NULL"
+            " ORDER BY bm25(cases_fts) LIMIT ?",
+            (" OR ".join(f'"{w}"' for w in rare), namespace, limit),
+        )
+        return [(int(case_id), float(score)) for case_id, score in rows]

@@ -1,0 +1,109 @@
+"""The learned retriever's contract with the case bank and the server. Torch-free.
+
+Everything that both sides must agree on lives here and nowhere else: the arrays a model trains
+on (`TrainingSet`), what a bank offers the retriever (`Bank`), what a serving model offers
+retrieval (`PriorModel`), and the two rules that turn one outcome into evidence about the cases
+shown: how the credit is shared (`credit_shares`) and how old evidence fades (`discounted`).
+
+The memento_mcp side imports this module; nothing here imports memento_mcp or torch, so the
+server can rank with a trained model without loading torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+EVIDENCE_HALF_LIFE = 8.0
+"""A case's older outcomes count half after this many newer ones (in units of credit).
+
+Short enough that a case that used to work and now fails loses its rank within tens of outcomes,
+long enough (about 12 outcomes' worth of evidence at most) that a 0.85 case and a 0.25 case are
+told apart with confidence. Measured in bench/scenarios.py (drift)."""
+
+_DECAY = 0.5 ** (1.0 / EVIDENCE_HALF_LIFE)
+
+
+def discounted(
+    successes: float, trials: float, reward: float, credit: float
+) -> tuple[float, float]:
+    """A case's (successes, trials) after one more outcome worth `credit` of an observation."""
+    fade = _DECAY**credit
+    return successes * fade + credit * reward, trials * fade + credit
+
+
+def credit_shares(shown: list[int], used: list[int] | None) -> dict[int, float]:
+    """How much of one outcome each shown case (in rank order) gets.
+
+    Named cases (`used_case_ids`) each get a whole observation: the agent says it followed them.
+    Without names the cases share one observation in proportion to 1/rank, since an agent reads
+    the first case first and follows it most often; the shares sum to 1 so that a k=4 answer
+    teaches no more than a k=1 answer does.
+    """
+    if used is not None:
+        return {case_id: 1.0 for case_id in shown if case_id in used}
+    weights = [1.0 / rank for rank in range(1, len(shown) + 1)]
+    total = sum(weights)
+    return {case_id: w / total for case_id, w in zip(shown, weights, strict=True)}
+
+
+@dataclass
+class TrainingSet:
+    """One row per labelled impression: a case shown for a query, and how that request ended."""
+
+    impression_ids: np.ndarray  # (N,) int64
+    request_ids: list[str]  # (N,) group key: rows of one request stay on one side of a split
+    case_ids: np.ndarray  # (N,) int64
+    query_vecs: np.ndarray  # (N, D) float32 unit vectors
+    case_vecs: np.ndarray  # (N, D) float32 unit vectors of the case's task
+    plan_vecs: np.ndarray  # (N, D) float32 unit vectors of the case's plan
+    rewards: np.ndarray  # (N,) float32 in [0, 1]
+    credits: np.ndarray  # (N,) float32: the share of the outcome this row carries
+    propensities: np.ndarray  # (N,) float32: probability the case was shown for the request
+
+    def __len__(self) -> int:
+        return len(self.request_ids)
+
+    def take(self, index: np.ndarray) -> TrainingSet:
+        """The rows at `index` (a boolean mask or integer positions)."""
+        idx = np.flatnonzero(index) if index.dtype == bool else index
+        return TrainingSet(
+            impression_ids=self.impression_ids[idx],
+            request_ids=[self.request_ids[i] for i in idx],
+            case_ids=self.case_ids[idx],
+            query_vecs=self.query_vecs[idx],
+            case_vecs=self.case_vecs[idx],
+            plan_vecs=self.plan_vecs[idx],
+            rewards=self.rewards[idx],
+            credits=self.credits[idx],
+            propensities=self.propensities[idx],
+        )
+
+
+class PriorModel(Protocol):
+    """A trained model as retrieval sees it: P(help) for cases nobody has tried for this query."""
+
+    version: str
+
+    def predict(
+        self, query_vec: np.ndarray, case_vecs: np.ndarray, plan_vecs: np.ndarray
+    ) -> np.ndarray:
+        """(D,), (N, D), (N, D) -> (N,) probabilities that each case helps the query."""
+        ...
+
+
+class Bank(Protocol):
+    """What training and promotion need from a case bank (CaseBank, or the InMemoryBank fake)."""
+
+    def training_set(self, namespace: str | None = None) -> TrainingSet: ...
+    def namespace_vectors(self, namespace: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+    def labelled_count(self, namespace: str | None = None) -> int: ...
+    def add_retriever_version(
+        self, version: str, path: str, metrics: dict[str, Any], namespace: str | None = None
+    ) -> None: ...
+    def activate_retriever(self, version: str) -> None: ...
+    def retriever_versions(self, namespace: str | None = None) -> list[dict[str, Any]]: ...
+    def active_retriever(self, namespace: str | None = None) -> dict[str, Any] | None: ...
+    def delete_retriever_version(self, version: str) -> None: ...
