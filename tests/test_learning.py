@@ -1,0 +1,160 @@
+"""Online learning as an agent sees it: outcomes change the next retrieval at once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memento_mcp.memory import Memory, open_memory
+from memento_mcp.settings import Settings
+from retriever.policy import select
+
+TASK = "Plan a three day trip to Lisbon on a small budget"
+NEAR = "Plan a three day trip to Lisbon on a tight budget"  # the most similar stored case
+PARAPHRASE = "How can I spend three cheap days visiting Lisbon?"
+OTHER = "Write a Python function that reverses a linked list"
+
+
+def bank_with(settings: Settings, **changes: object) -> Memory:
+    memory = open_memory(settings.model_copy(update=changes))
+    memory.learner = None  # the trained prior has tests of its own (tests/retriever)
+    return memory
+
+
+@pytest.fixture
+def greedy(settings: Settings) -> Iterator[Memory]:
+    memory = bank_with(settings, explore=False)
+    yield memory
+    memory.bank.close()
+
+
+def store(memory: Memory, task: str, plan: str, namespace: str | None = None) -> int:
+    receipt = memory.record_outcome(
+        task=task, plan=plan, answer="-", reward=1.0, namespace=namespace
+    )
+    assert receipt.case_id is not None
+    return receipt.case_id
+
+
+def test_with_no_outcomes_the_order_is_the_similarity_order(greedy: Memory) -> None:
+    for task in (OTHER, PARAPHRASE, NEAR):
+        store(greedy, task, "some plan")
+    result = greedy.retrieve(TASK, k=3)
+    similarities = [hit.similarity for hit in result.cases]
+    assert similarities == sorted(similarities, reverse=True)
+    assert result.cases[0].task == NEAR
+    assert result.scorer == "evidence"
+
+
+def test_a_case_that_fails_drops_on_the_next_request(greedy: Memory) -> None:
+    near = store(greedy, NEAR, "Answer from memory.")
+    paraphrase = store(greedy, PARAPHRASE, "Check two travel sites, then answer.")
+    first = greedy.retrieve(TASK, k=1)
+    assert [hit.case_id for hit in first.cases] == [near]
+    greedy.record_outcome(request_id=first.request_id, reward=0.0, used_case_ids=[near])
+    second = greedy.retrieve(TASK, k=1)
+    assert [hit.case_id for hit in second.cases] == [paraphrase]
+
+
+def test_successes_keep_a_case_on_top_and_raise_its_score(greedy: Memory) -> None:
+    near = store(greedy, NEAR, "Check two travel sites, then answer.")
+    store(greedy, PARAPHRASE, "Answer from memory.")
+    scores = []
+    for _ in range(6):
+        result = greedy.retrieve(TASK, k=2)
+        assert result.cases[0].case_id == near
+        scores.append(result.cases[0].score)
+        greedy.record_outcome(request_id=result.request_id, reward=1.0, used_case_ids=[near])
+    assert scores == sorted(scores) and scores[-1] > scores[0]
+
+
+def test_exploring_learns_where_similarity_misleads(settings: Settings) -> None:
+    memory = bank_with(settings)  # the defaults: exploring
+    near = store(memory, NEAR, "Answer from memory.")
+    paraphrase = store(memory, PARAPHRASE, "Check two travel sites, then answer.")
+    rng = np.random.default_rng(0)
+    followed = []
+    for _ in range(40):
+        result = memory.retrieve(TASK, k=1)
+        case_id = result.cases[0].case_id
+        chance = 0.9 if case_id == paraphrase else 0.15
+        reward = float(rng.random() < chance)
+        memory.record_outcome(request_id=result.request_id, reward=reward, used_case_ids=[case_id])
+        followed.append(case_id)
+    assert followed[0] == near
+    assert followed[-15:].count(paraphrase) >= 12
+    memory.bank.close()
+
+
+def test_shown_propensities_and_inclusion_probabilities_are_consistent() -> None:
+    rng = np.random.default_rng(1)
+    n, k = 12, 4
+    similarity = np.linspace(0.9, 0.5, n)
+    successes = rng.uniform(0, 3, n)
+    trials = successes + rng.uniform(0, 3, n)
+    selection = select(similarity, np.full(n, 0.5), successes, trials, k, True, rng)
+    assert selection.inclusion.sum() == pytest.approx(k)
+    assert len(selection.order) == k == len(set(selection.order))
+    for index, propensity in zip(selection.order, selection.propensities, strict=True):
+        assert 0 < propensity <= 1
+        assert propensity == pytest.approx(selection.inclusion[index], abs=0.05)
+    greedy = select(similarity, np.full(n, 0.5), successes, trials, k, False, rng)
+    assert greedy.propensities == [1.0] * k and greedy.inclusion.sum() == k
+
+
+def test_more_successes_never_lower_a_score() -> None:
+    """Monotone in the evidence, over random features: the property a user relies on when a
+    case keeps working."""
+    rng = np.random.default_rng(2)
+    for _ in range(200):
+        n = 6
+        similarity = rng.uniform(0.2, 1.0, n)
+        prior = rng.uniform(0.01, 0.99, n)
+        trials = rng.uniform(0, 12, n)
+        successes = trials * rng.uniform(0, 1, n)
+        base = select(similarity, prior, successes, trials, n, False, rng).scores
+        won = select(similarity, prior, successes + 1, trials + 1, n, False, rng).scores
+        lost = select(similarity, prior, successes, trials + 1, n, False, rng).scores
+        assert np.all(won >= base - 1e-12)
+        assert np.all(lost <= base + 1e-12)
+
+
+def test_namespaces_learn_apart(greedy: Memory) -> None:
+    ids = {ns: (store(greedy, NEAR, "plan x", ns), store(greedy, PARAPHRASE, "plan y", ns)) for ns in "ab"}
+    for _ in range(3):
+        result = greedy.retrieve(TASK, k=1, namespace="a")
+        greedy.record_outcome(request_id=result.request_id, reward=0.0)
+    assert greedy.retrieve(TASK, k=1, namespace="a").cases[0].case_id == ids["a"][1]
+    untouched = greedy.retrieve(TASK, k=2, namespace="b")
+    assert [hit.case_id for hit in untouched.cases] == list(ids["b"])
+    assert untouched.cases[0].score == pytest.approx(untouched.cases[1].score, abs=0.05)
+
+
+def test_abstains_when_nothing_stored_is_relevant_and_can_be_told_not_to(
+    settings: Settings,
+) -> None:
+    memory = bank_with(settings)
+    store(memory, OTHER, "Walk the list and flip each pointer.")
+    result = memory.retrieve("What is the boiling point of ethanol at sea level?", k=4)
+    assert result.abstain and result.cases == []
+    assert "threshold" in (result.abstain_reason or "")
+    assert memory.retrieve(OTHER, k=1).abstain is False  # a relevant case is still returned
+    memory.bank.close()
+    padded = bank_with(settings, abstain_below=0.0)
+    result = padded.retrieve("What is the boiling point of ethanol at sea level?", k=4)
+    assert not result.abstain and len(result.cases) == 1
+    padded.bank.close()
+
+
+def test_similarity_ranking_ignores_outcomes(settings: Settings, tmp_path: Path) -> None:
+    memory = bank_with(settings, ranking="similarity")
+    near = store(memory, NEAR, "Answer from memory.")
+    store(memory, PARAPHRASE, "Check two travel sites, then answer.")
+    for _ in range(3):
+        result = memory.retrieve(TASK, k=1)
+        assert result.scorer == "cosine" and result.cases[0].case_id == near
+        memory.record_outcome(request_id=result.request_id, reward=0.0)
+    memory.bank.close()
