@@ -1,6 +1,9 @@
-"""Memento's parametric case memory: a Q-scorer over (task, case) pairs that learns from rewards.
+"""Memento's parametric case memory, as the prior of a contextual bandit over cases.
 
-Submodules import torch; this package file does not, so `retriever.cli --help` stays fast.
-model (QScorer, ScorerConfig) · data (TrainingSet, split by query) · train · evaluate ·
-checkpoint (versions, gate, rollback) · scorer (serving) · online (OnlineTrainer) · jobs · cli.
+contract (what the bank, the server and the retriever share; torch-free) · policy (Thompson
+sampling over each case's evidence) · model (PriorHead) · data (Memento pairs, split by query) ·
+train · evaluate (AUC) · ope (policy value, the promotion gate) · checkpoint (torch files) ·
+versions (rollback, pruning; torch-free) · scorer (numpy serving) · online (OnlineTrainer;
+torch-free) · job (one training run, a subprocess) · jobs (offline jobs) · bank (InMemoryBank) ·
+cli. This package file imports nothing, so `retriever.cli --help` stays fast.
 """

@@ -1,150 +1,174 @@
-"""What the retriever needs from a case bank, and an in-memory bank that provides exactly that.
+"""An in-memory `contract.Bank`: the learning loop without SQLite, for tests and benches.
 
-`memento_mcp.casebank.CaseBank` (SQLite) satisfies `Bank`; `InMemoryBank` is the small fake the
-tests and the bench use when they want the learning loop without SQLite. It is product code in
-the sense of the house style (a fake that ships), not a mock: it keeps versions the same way.
+`memento_mcp.casebank.CaseBank` is the real bank. This fake ships with the package (house style:
+a fake that keeps the same rules, not a mock): cases belong to a namespace and carry a task and a
+plan vector, a request's outcome is shared among its shown cases by `contract.credit_shares`, and
+versions are kept per namespace the way the bank's `retriever_versions` table keeps them.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from retriever.data import TrainingSet
-from retriever.model import CASE_STATS
-
-
-class Bank(Protocol):
-    def training_set(self, namespace: str | None = None) -> Any: ...  # fields of data.TrainingSet
-    def case_stats(self, case_ids: list[int]) -> np.ndarray: ...
-    def labelled_count(self, namespace: str | None = None) -> int: ...
-    def add_retriever_version(self, version: str, path: str, metrics: dict[str, Any]) -> None: ...
-    def activate_retriever(self, version: str) -> None: ...
-    def retriever_versions(self) -> list[dict[str, Any]]: ...
-    def active_retriever(self) -> dict[str, Any] | None: ...
+from retriever.contract import TrainingSet, credit_shares
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
+@dataclass
+class _Impression:
+    id: int
+    request_id: str
+    namespace: str
+    case_id: int
+    query_vec: np.ndarray
+    propensity: float
+    reward: float | None = None
+    credit: float | None = None
+
+
 class InMemoryBank:
-    """Cases as vectors, impressions with rewards, and a retriever_versions table, under one lock."""
+    """Cases, impressions with rewards, and retriever versions, under one lock."""
 
     def __init__(self, dim: int = 384) -> None:
         self.dim = dim
         self._lock = threading.Lock()
-        self._case_vecs: list[np.ndarray] = []
-        self._case_rewards: list[float | None] = []
-        # impression: (impression_id, request_id, case_id, query_vec, propensity, reward | None)
-        self._impressions: list[list[Any]] = []
+        self._tasks: list[np.ndarray] = []
+        self._plans: list[np.ndarray] = []
+        self._namespaces: list[str] = []
+        self._impressions: list[_Impression] = []
         self._versions: dict[str, dict[str, Any]] = {}
 
     # -- cases and impressions -------------------------------------------------------------
-    def add_case(self, vec: np.ndarray, reward: float | None = None) -> int:
+    def add_case(
+        self, task_vec: np.ndarray, plan_vec: np.ndarray | None = None, namespace: str = "default"
+    ) -> int:
+        """A case; without a plan vector the task's stands in (as in a bank not yet migrated)."""
         with self._lock:
-            self._case_vecs.append(np.asarray(vec, np.float32))
-            self._case_rewards.append(reward)
-            return len(self._case_vecs) - 1
+            self._tasks.append(np.asarray(task_vec, np.float32))
+            self._plans.append(np.asarray(task_vec if plan_vec is None else plan_vec, np.float32))
+            self._namespaces.append(namespace)
+            return len(self._tasks) - 1
 
     def case_vectors(self) -> np.ndarray:
+        """(N, D) task vectors of every case, by case id."""
         with self._lock:
-            return (
-                np.stack(self._case_vecs)
-                if self._case_vecs
-                else np.empty((0, self.dim), np.float32)
-            )
+            return np.stack(self._tasks) if self._tasks else np.empty((0, self.dim), np.float32)
+
+    def plan_vectors(self) -> np.ndarray:
+        """(N, D) plan vectors of every case, by case id."""
+        with self._lock:
+            return np.stack(self._plans) if self._plans else np.empty((0, self.dim), np.float32)
 
     def log_impression(
-        self, request_id: str, case_id: int, query_vec: np.ndarray, propensity: float = 1.0
+        self,
+        request_id: str,
+        case_id: int,
+        query_vec: np.ndarray,
+        propensity: float = 1.0,
+        namespace: str = "default",
     ) -> int:
+        """One shown case; log a request's cases in rank order."""
         with self._lock:
             iid = len(self._impressions)
             self._impressions.append(
-                [iid, request_id, case_id, np.asarray(query_vec, np.float32), propensity, None]
-            )
+                _Impression(iid, request_id, namespace, case_id,
+                            np.asarray(query_vec, np.float32), propensity)
+            )  # fmt: skip
             return iid
 
-    def label(self, request_id: str, reward: float, case_ids: list[int] | None = None) -> int:
-        """Give `reward` to the request's unlabelled impressions (only `case_ids` when given)."""
+    def label(self, request_id: str, reward: float, used_case_ids: list[int] | None = None) -> int:
+        """A request's outcome, shared among its shown cases as record_outcome shares it."""
         with self._lock:
+            shown = [imp for imp in self._impressions if imp.request_id == request_id]
+            shares = credit_shares([imp.case_id for imp in shown], used_case_ids)
             n = 0
-            for imp in self._impressions:
-                if (
-                    imp[1] == request_id
-                    and imp[5] is None
-                    and (case_ids is None or imp[2] in case_ids)
-                ):
-                    imp[5] = float(reward)
+            for imp in shown:
+                if imp.case_id in shares and imp.reward is None:
+                    imp.reward, imp.credit = float(reward), shares[imp.case_id]
                     n += 1
             return n
 
-    # -- Bank protocol -------------------------------------------------------------------------
-    def _stats(self, case_ids: list[int], exclude: list[str | None]) -> np.ndarray:
-        per_case: dict[int, list[tuple[str, float]]] = defaultdict(list)
-        for imp in self._impressions:
-            if imp[5] is not None:
-                per_case[imp[2]].append((imp[1], imp[5]))
-        out = np.empty((len(case_ids), len(CASE_STATS)), np.float32)
-        for i, (cid, skip) in enumerate(zip(case_ids, exclude, strict=True)):
-            rows = [r for rid, r in per_case.get(cid, []) if rid != skip]
-            stored = self._case_rewards[cid]
-            out[i] = (
-                0.5 if stored is None else stored,
-                (sum(rows) + 1) / (len(rows) + 2),
-                np.log1p(len(rows)),
-            )
-        return out
-
-    def case_stats(self, case_ids: list[int]) -> np.ndarray:
-        with self._lock:
-            return self._stats(list(case_ids), [None] * len(case_ids))
-
+    # -- contract.Bank -------------------------------------------------------------------------
     def training_set(self, namespace: str | None = None) -> TrainingSet:
         with self._lock:
-            rows = [imp for imp in self._impressions if imp[5] is not None]
-            case_ids = [imp[2] for imp in rows]
+            rows = [
+                imp
+                for imp in self._impressions
+                if imp.reward is not None and namespace in (None, imp.namespace)
+            ]
+
+            def stack(vecs: list[np.ndarray]) -> np.ndarray:
+                return np.stack(vecs) if vecs else np.empty((0, self.dim), np.float32)
+
             return TrainingSet(
-                impression_ids=np.array([imp[0] for imp in rows], np.int64),
-                request_ids=[imp[1] for imp in rows],
-                query_vecs=np.stack([imp[3] for imp in rows])
-                if rows
-                else np.empty((0, self.dim), np.float32),
-                case_vecs=np.stack([self._case_vecs[c] for c in case_ids])
-                if rows
-                else np.empty((0, self.dim), np.float32),
-                case_stats=self._stats(case_ids, [imp[1] for imp in rows]),
-                rewards=np.array([imp[5] for imp in rows], np.float32),
-                propensities=np.array([imp[4] for imp in rows], np.float32),
+                impression_ids=np.array([imp.id for imp in rows], np.int64),
+                request_ids=[imp.request_id for imp in rows],
+                case_ids=np.array([imp.case_id for imp in rows], np.int64),
+                query_vecs=stack([imp.query_vec for imp in rows]),
+                case_vecs=stack([self._tasks[imp.case_id] for imp in rows]),
+                plan_vecs=stack([self._plans[imp.case_id] for imp in rows]),
+                rewards=np.array([imp.reward for imp in rows], np.float32),
+                credits=np.array([imp.credit for imp in rows], np.float32),
+                propensities=np.array([imp.propensity for imp in rows], np.float32),
+            )
+
+    def namespace_vectors(self, namespace: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        with self._lock:
+            ids = [i for i, ns in enumerate(self._namespaces) if ns == namespace]
+            if not ids:
+                empty = np.empty((0, self.dim), np.float32)
+                return np.array(ids, np.int64), empty, empty.copy()
+            return (
+                np.array(ids, np.int64),
+                np.stack([self._tasks[i] for i in ids]),
+                np.stack([self._plans[i] for i in ids]),
             )
 
     def labelled_count(self, namespace: str | None = None) -> int:
         with self._lock:
-            return sum(imp[5] is not None for imp in self._impressions)
+            return sum(
+                imp.reward is not None and namespace in (None, imp.namespace)
+                for imp in self._impressions
+            )
 
-    def add_retriever_version(self, version: str, path: str, metrics: dict[str, Any]) -> None:
+    def add_retriever_version(
+        self, version: str, path: str, metrics: dict[str, Any], namespace: str | None = None
+    ) -> None:
         with self._lock:
             self._versions[version] = {
-                "version": version, "path": path, "metrics": dict(metrics),
-                "created_at": _now(), "promoted_at": None, "active": False,
+                "version": version, "path": path, "metrics": dict(metrics), "created_at": _now(),
+                "promoted_at": None, "active": False, "namespace": namespace,
             }  # fmt: skip
 
     def activate_retriever(self, version: str) -> None:
         with self._lock:
             if version not in self._versions:
                 raise KeyError(version)
+            namespace = self._versions[version]["namespace"]
             for row in self._versions.values():
-                row["active"] = row["version"] == version
+                if row["namespace"] == namespace:
+                    row["active"] = row["version"] == version
             self._versions[version]["promoted_at"] = _now()
 
-    def retriever_versions(self) -> list[dict[str, Any]]:
+    def delete_retriever_version(self, version: str) -> None:
         with self._lock:
-            return [dict(row) for row in self._versions.values()]
+            if version in self._versions and not self._versions[version]["active"]:
+                del self._versions[version]
 
-    def active_retriever(self) -> dict[str, Any] | None:
+    def retriever_versions(self, namespace: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
-            return next((dict(r) for r in self._versions.values() if r["active"]), None)
+            rows = [dict(r) for r in self._versions.values()]
+        rows = [r for r in rows if namespace is None or r["namespace"] == namespace]
+        return sorted(rows, key=lambda r: r["created_at"])
+
+    def active_retriever(self, namespace: str | None = None) -> dict[str, Any] | None:
+        active = [v for v in self.retriever_versions(namespace) if v["active"]]
+        return max(active, key=lambda v: v["promoted_at"] or "") if active else None

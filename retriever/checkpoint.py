@@ -1,41 +1,54 @@
-"""Versioned checkpoints, the promotion gate, and rollback.
+"""Checkpoint files: the torch checkpoint, and the numpy weights that serve beside it.
 
-A checkpoint is one torch file: {state_dict, config, metrics, data_hash, step, version, kind}.
-It is written to a temporary name and `os.replace`d into place, so a reader never sees half a
-file. Which version serves is the case bank's business (`retriever_versions` table, one
-transaction flips the active flag): the file system holds weights, the bank holds the truth.
+A checkpoint is one torch file, {state_dict, config, metrics, data_hash, step, version, kind},
+and for a head also `<version>.npz` (scorer.HeadModel's arrays), so that serving never loads
+torch. Both are written to a temporary name and `os.replace`d into place, the .npz last, so a
+reader never sees half a file and a registered .npz always has its .pt. Naming, rollback and
+pruning live in versions.py, which needs no torch.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import asdict
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import numpy as np
 import torch
+from torch import nn
 
-from retriever.bank import Bank
-from retriever.model import QScorer, ScorerConfig
-
-GATE_METRIC = "auc"
-
-
-class CheckpointError(Exception):
-    """Raised when a checkpoint file is missing, unreadable or not a Q-scorer."""
+from retriever.model import HeadConfig, PriorHead
+from retriever.versions import CheckpointError, serving_path
 
 
-def new_version() -> str:
-    """Sortable and unique across processes: a UTC timestamp and a random suffix."""
-    return f"q{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+def _atomic(path: Path, write: Callable[[Path], None]) -> None:
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp{path.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def head_arrays(model: PriorHead) -> dict[str, np.ndarray]:
+    """The head's weights as scorer.HeadModel reads them."""
+    first, last = cast(nn.Linear, model.mlp[1]), cast(nn.Linear, model.mlp[4])  # Dropout, Linear..
+    return {
+        "w1": first.weight.detach().numpy().T.copy(),  # (F, H)
+        "b1": first.bias.detach().numpy().copy(),  # (H,)
+        "w2": last.weight.detach().numpy()[0].copy(),  # (H,)
+        "b2": np.array(float(last.bias.item() + model.wide.bias.item()), np.float32),
+        "w_wide": model.wide.weight.detach().numpy()[0].copy(),  # (2,)
+    }
 
 
 def save_checkpoint(
     path: Path,
-    model: torch.nn.Module,
-    config: ScorerConfig,
+    model: nn.Module,
+    config: HeadConfig,
     *,
     version: str,
     metrics: dict[str, Any],
@@ -43,9 +56,8 @@ def save_checkpoint(
     step: int,
     kind: str = "head",
 ) -> Path:
-    """Write atomically (temp file + os.replace); returns `path`."""
+    """Write `path` (and for a head its .npz) atomically; returns `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     payload = {
         "state_dict": model.state_dict(),
         "config": asdict(config),
@@ -55,11 +67,10 @@ def save_checkpoint(
         "version": version,
         "kind": kind,
     }
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    _atomic(path, lambda tmp: torch.save(payload, tmp))
+    if kind == "head":
+        arrays = head_arrays(cast(PriorHead, model))
+        _atomic(serving_path(path), lambda tmp: np.savez(tmp, **arrays))
     return path
 
 
@@ -70,60 +81,18 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     except Exception as exc:  # torch raises many types for a bad file: all mean "cannot load"
         raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
     if not isinstance(payload, dict) or not {"state_dict", "config"} <= payload.keys():
-        raise CheckpointError(f"{path} is not a Q-scorer checkpoint")
+        raise CheckpointError(f"{path} is not a prior-head checkpoint")
     return payload
 
 
-def load_head(path: Path) -> tuple[QScorer, dict[str, Any]]:
-    """A ready-to-serve head (eval mode) and its checkpoint dict."""
+def load_head(path: Path) -> tuple[PriorHead, dict[str, Any]]:
+    """A head in eval mode (offline evaluation and tests) and its checkpoint dict."""
     payload = read_checkpoint(path)
     if payload.get("kind", "head") != "head":
-        raise CheckpointError(f"{path} holds a {payload['kind']!r} model; only heads serve online")
+        raise CheckpointError(f"{path} holds a {payload['kind']!r} model, not a head")
     try:
-        model = QScorer(ScorerConfig(**payload["config"]))
+        model = PriorHead(HeadConfig(**payload["config"]))
         model.load_state_dict(payload["state_dict"])
     except (TypeError, RuntimeError) as exc:
-        raise CheckpointError(f"{path} does not match the Q-scorer's shape: {exc}") from exc
+        raise CheckpointError(f"{path} does not match the prior head's shape: {exc}") from exc
     return model.eval(), payload
-
-
-def should_promote(
-    candidate: float | None, incumbent: float | None, tolerance: float = 0.0
-) -> tuple[bool, str]:
-    """The gate: promote only when the candidate is no worse than what serves now, on the same rows.
-
-    `incumbent` is the active version's held-out AUC, or cosine's at cold start. An undefined
-    candidate AUC (a held-out slice with one class only) never promotes: no evidence, no change.
-    """
-    if candidate is None:
-        return False, "held-out slice has a single class; AUC undefined"
-    if incumbent is None:
-        return True, f"{GATE_METRIC} {candidate:.4f}; incumbent undefined"
-    margin = f" - {tolerance:.4f}" if tolerance else ""
-    if candidate + tolerance >= incumbent:
-        return True, f"{GATE_METRIC} {candidate:.4f} >= incumbent {incumbent:.4f}{margin}"
-    return False, f"{GATE_METRIC} {candidate:.4f} < incumbent {incumbent:.4f}{margin}"
-
-
-def rollback(bank: Bank) -> str:
-    """Activate the version promoted before the active one; returns it.
-
-    Promotion stamps `promoted_at`, so a rollback is itself a promotion: a second rollback undoes
-    the first (it returns to the version just left), it does not walk further back in history.
-    """
-    versions = [v for v in bank.retriever_versions() if v.get("promoted_at")]
-    active = next((v for v in versions if v.get("active")), None)
-    if active is None:
-        raise CheckpointError("no active retriever version to roll back from")
-    earlier = [
-        v
-        for v in versions
-        if v["promoted_at"] < active["promoted_at"] and v["version"] != active["version"]
-    ]
-    if not earlier:
-        raise CheckpointError(
-            f"{active['version']} is the first promoted version; nothing to roll back to"
-        )
-    target = max(earlier, key=lambda v: v["promoted_at"])
-    bank.activate_retriever(target["version"])
-    return str(target["version"])

@@ -1,4 +1,4 @@
-"""`memento-mcp retriever ...`: train, evaluate, inspect and roll back the Q-scorer.
+"""`memento-mcp retriever ...`: train, evaluate, inspect and roll back the prior model.
 
 Mounted by memento_mcp/cli.py with `app.add_typer(retriever_app, name="retriever")`; also runs
 alone as `python -m retriever.cli`. torch loads inside the commands, so `--help` stays fast.
@@ -30,7 +30,7 @@ def _settings() -> Any:
 
 
 def _bank(settings: Any) -> Any:
-    from memento_mcp.casebank.store import CaseBank
+    from memento_mcp.casebank import CaseBank
 
     return CaseBank(settings.db_path)
 
@@ -51,6 +51,9 @@ def train(
         Path | None,
         typer.Option(help="Memento training_data.jsonl; omit to train on the bank's impressions"),
     ] = None,
+    namespace: Annotated[
+        str | None, typer.Option(help="Namespace to train (bank only; default: the settings')")
+    ] = None,
     mode: Annotated[
         Mode, typer.Option(help="head: frozen encoder (seconds); full: fine-tune MiniLM too")
     ] = Mode.head,
@@ -62,17 +65,18 @@ def train(
         int | None, typer.Option(help="Rows per step (head 256, full 16 by default)")
     ] = None,
     held_out: Annotated[
-        float, typer.Option(help="Fraction of queries held out for evaluation")
+        float, typer.Option(help="Fraction of queries held out for evaluation (pairs only)")
     ] = 0.2,
     seed: Annotated[int, typer.Option(help="Which query split (pairs only)")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON")] = False,
 ) -> None:
-    """Train a Q-scorer and report held-out metrics (split by query).
+    """Train a prior head and report held-out metrics (split by query).
 
     With --pairs the checkpoint is saved under <home>/retriever/ but not served: pairs from
-    another bank describe other cases. Without --pairs the head trains on this bank's labelled
-    impressions, is registered as a version, and is promoted only if it is no worse than the
-    active version on the same held-out requests.
+    another bank describe other cases. Without --pairs, plans not embedded yet are embedded
+    first (a progress bar), then the head trains on the namespace's labelled impressions, is
+    registered, and is promoted only if its off-policy value beats what serves (90 % interval
+    above zero); old inactive checkpoints are pruned.
     """
     from retriever.train import TrainConfig
 
@@ -85,26 +89,7 @@ def train(
             raise typer.BadParameter(
                 "--mode full needs --pairs: bank impressions carry vectors, not text"
             )
-        from retriever.online import retrain
-
-        bank = _bank(settings)
-        config = TrainConfig(**overrides)
-        result = retrain(
-            bank,
-            settings.checkpoint_dir,
-            bank.training_set(),
-            train_config=config,
-            held_out_fraction=held_out,
-        )
-        _print(
-            {
-                "version": result["version"],
-                "promoted": result["promoted"],
-                "reason": result["reason"],
-                **result["metrics"],
-            },
-            as_json,
-        )
+        _train_bank(settings, namespace or settings.namespace, TrainConfig(**overrides), as_json)
         return
 
     from retriever.jobs import cached_encoder, full_on_pairs, head_on_pairs
@@ -142,6 +127,27 @@ def train(
     _print(result, as_json)
 
 
+def _train_bank(settings: Any, namespace: str, config: Any, as_json: bool) -> None:
+    """One run of retriever.job in this process, with a progress bar while plans are embedded."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from memento_mcp.retrieval.encoder import shared_encoder
+    from retriever.job import run
+
+    bank = _bank(settings)
+    with Progress(transient=True, console=Console(stderr=True)) as bar:
+        task = bar.add_task("embedding plans", total=None)
+        result = run(
+            bank, namespace, settings.checkpoint_dir, settings.keep_checkpoints,
+            encode=shared_encoder().encode,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            train_config=config,
+        )  # fmt: skip
+    metrics = result.pop("metrics")
+    _print(result | metrics, as_json)
+
+
 @app.command("eval")
 def eval_(
     pairs: Annotated[
@@ -172,28 +178,74 @@ def eval_(
 
 
 @app.command()
-def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Which version serves (or why cosine does), its metrics, and how many labels wait."""
+def status(
+    namespace: Annotated[
+        str | None, typer.Option(help="One namespace (default: every namespace in the bank)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Per namespace: the version serving, its policy value against the incumbent with the 90 %
+    interval, labels not yet trained on, the last run, and how many checkpoints were pruned."""
     from retriever.online import OnlineTrainer
 
     settings = _settings()
-    trainer = OnlineTrainer(_bank(settings), settings.checkpoint_dir, settings.retrain_every)
-    result = trainer.status()
-    result["versions"] = [
-        {k: v for k, v in row.items() if k != "metrics"} | {"auc": row["metrics"].get("auc")}
-        for row in trainer.bank.retriever_versions()
-    ]
-    _print(result, as_json)
+    bank = _bank(settings)
+    trainer = OnlineTrainer(
+        bank, settings.checkpoint_dir, settings.retrain_every, settings.keep_checkpoints
+    )
+    if namespace is not None:
+        names = [namespace]
+    else:
+        names = sorted(
+            {row["namespace"] for row in bank.stats()["namespaces"]}
+            | {v["namespace"] for v in bank.retriever_versions() if v["namespace"]}
+        )
+    result = {ns: trainer.status(ns) for ns in names}
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, default=str))
+        return
+    if not result:
+        typer.echo("no namespaces yet: nothing to learn from")
+    for ns, entry in result.items():
+        typer.echo(_describe(ns, entry))
+
+
+def _describe(namespace: str, entry: dict[str, Any]) -> str:
+    """A few readable lines about one namespace's retriever."""
+    lines = [f"[{namespace}] serving: {entry['model'] or 'no prior (similarity order)'}"]
+    if entry["fallback"]:
+        lines.append(f"  {entry['fallback']}")
+    if entry["value"] is not None:
+        lo, hi = entry["ci"] or (float("nan"), float("nan"))
+        lines.append(
+            f"  value {entry['value']:.3f} vs {entry['incumbent']} {entry['incumbent_value']:.3f}"
+            f" (diff {entry['diff']:+.3f}, 90% CI [{lo:+.3f}, {hi:+.3f}])"
+        )
+    lines.append(
+        f"  labelled {entry['labelled']}, waiting {entry['labels_waiting']}"
+        f" (retrain every {entry['retrain_every']}), versions {entry['versions']},"
+        f" pruned {entry['pruned_checkpoints']}"
+    )
+    last = entry["last_run"]
+    if last:
+        outcome = "promoted" if last.get("promoted") else "not promoted"
+        lines.append(f"  last run: {last.get('version')} {outcome}: {last.get('reason')}")
+    return "\n".join(lines)
 
 
 @app.command()
-def rollback() -> None:
+def rollback(
+    namespace: Annotated[
+        str | None, typer.Option(help="Namespace to roll back (default: the settings')")
+    ] = None,
+) -> None:
     """Serve the version promoted before the active one again (a second rollback undoes the first)."""
-    from retriever.checkpoint import CheckpointError
-    from retriever.checkpoint import rollback as do_rollback
+    from retriever.versions import CheckpointError
+    from retriever.versions import rollback as do_rollback
 
+    settings = _settings()
     try:
-        version = do_rollback(_bank(_settings()))
+        version = do_rollback(_bank(settings), namespace or settings.namespace)
     except CheckpointError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc

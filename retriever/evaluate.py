@@ -1,4 +1,7 @@
-"""Held-out metrics for a scorer, always beside the cosine baseline on the same rows.
+"""Held-out classification metrics for a head, always beside the cosine baseline on the same rows.
+
+These are diagnostics (and the offline number on Memento's pairs); what decides a promotion
+online is the policy value (retriever.ope).
 
 AUC is over all held-out rows (reward >= 0.5 counts as a success). NDCG@4 and precision@4 are
 per request and only over requests whose shown cases did not all end the same way: Memento's
@@ -14,8 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from retriever.data import TrainingSet
-from retriever.model import QScorer
+from retriever.contract import TrainingSet
+from retriever.model import PriorHead
 
 K = 4  # Memento's best number of retrieved cases
 POSITIVE = 0.5
@@ -73,13 +76,13 @@ def ranking_metrics(
 
 
 def cosine_scores(data: TrainingSet) -> np.ndarray:
-    """The non-parametric baseline (Memento's np_memory): cosine of the two unit vectors."""
+    """The non-parametric baseline (Memento's np_memory): cosine of query and task."""
     scores: np.ndarray = np.einsum("nd,nd->n", data.query_vecs, data.case_vecs)
     return scores
 
 
 @torch.no_grad()
-def predict(model: QScorer, data: TrainingSet, batch_size: int = 4096) -> np.ndarray:
+def predict(model: PriorHead, data: TrainingSet, batch_size: int = 4096) -> np.ndarray:
     """P(reward = 1) for every row, (N,) float32."""
     model.eval()
     out = []
@@ -87,7 +90,7 @@ def predict(model: QScorer, data: TrainingSet, batch_size: int = 4096) -> np.nda
         logits = model(
             torch.from_numpy(data.query_vecs[s : s + batch_size]),
             torch.from_numpy(data.case_vecs[s : s + batch_size]),
-            torch.from_numpy(data.case_stats[s : s + batch_size]),
+            torch.from_numpy(data.plan_vecs[s : s + batch_size]),
         )
         out.append(torch.sigmoid(logits).numpy())
     return np.concatenate(out) if out else np.empty(0, dtype=np.float32)
@@ -117,7 +120,7 @@ def metrics_for_scores(data: TrainingSet, scores: np.ndarray) -> dict[str, Any]:
     return out
 
 
-def evaluate(model: QScorer, data: TrainingSet) -> dict[str, Any]:
+def evaluate(model: PriorHead, data: TrainingSet) -> dict[str, Any]:
     """Held-out metrics of a head; `log_loss` is the calibration check."""
     probs = predict(model, data)
     out = metrics_for_scores(data, probs)

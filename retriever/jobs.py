@@ -14,12 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from retriever.checkpoint import load_head, new_version, read_checkpoint, save_checkpoint
-from retriever.data import Encode, Pairs, TrainingSet, data_hash, load_pairs, read_pairs
+from retriever.checkpoint import load_head, read_checkpoint, save_checkpoint
+from retriever.contract import TrainingSet
+from retriever.data import Encode, Pairs, data_hash, load_pairs, read_pairs
 from retriever.evaluate import evaluate, metrics_for_scores, predict
-from retriever.model import ScorerConfig
-from retriever.online import DEFAULT_SCORER
+from retriever.model import HeadConfig
 from retriever.train import TrainConfig, embed_texts, train_full, train_head
+from retriever.versions import new_version
 
 
 def cached_encoder(cache_dir: Path | None) -> Encode:
@@ -61,7 +62,7 @@ def head_on_pairs(
     for i, seed in enumerate(seeds):
         data, held = load_pairs(pairs, encode, fraction, seed)
         train, test = data.take(~held), data.take(held)
-        config = replace(DEFAULT_SCORER, embed_dim=data.query_vecs.shape[1])
+        config = HeadConfig(embed_dim=data.query_vecs.shape[1])
         model, summary = train_head(train, train_config, config)
         metrics = evaluate(model, test) | {
             "split_seed": seed,
@@ -136,18 +137,17 @@ def full_on_pairs(
 ) -> dict[str, Any]:
     """Memento's setup: fine-tune MiniLM + head on the training queries, evaluate on held-out ones.
 
-    Case statistics are the same as the head's (training-split outcomes only). Held-out vectors
-    come from the fine-tuned encoder, so the cosine baseline stays the frozen encoder's.
+    Held-out vectors come from the fine-tuned encoder; the cosine baseline stays the frozen
+    encoder's.
     """
     frozen, held = load_pairs(pairs, encode, fraction, seed)
     raw = read_pairs(pairs)
     tokenizer, encoder = load_encoder(model_dir)
     train_idx = np.flatnonzero(~held)
-    config = ScorerConfig(embed_dim=frozen.query_vecs.shape[1])
+    config = HeadConfig(embed_dim=frozen.query_vecs.shape[1])
     model, summary = train_full(
         [raw.queries[i] for i in train_idx],
         [raw.cases[i] for i in train_idx],
-        frozen.case_stats[train_idx],
         frozen.rewards[train_idx],
         encoder,
         tokenizer,
@@ -176,10 +176,12 @@ def _full_scores(
 ) -> np.ndarray:
     """P(reward) from a fine-tuned model: its own encoder re-embeds the held-out texts."""
     model.cpu()
+    cases = embed_texts(model, tokenizer, [raw.cases[i] for i in rows])
     tuned = replace(
         frozen,
         query_vecs=embed_texts(model, tokenizer, [raw.queries[i] for i in rows]),
-        case_vecs=embed_texts(model, tokenizer, [raw.cases[i] for i in rows]),
+        case_vecs=cases,
+        plan_vecs=cases,
     )
     return predict(model.head, tuned)
 
@@ -187,11 +189,11 @@ def _full_scores(
 def _evaluate_full_checkpoint(
     path: Path, pairs: Path, encode: Encode, fraction: float, seed: int
 ) -> dict[str, Any]:
-    from retriever.model import EncoderQScorer
+    from retriever.model import EncoderHead
 
     payload = read_checkpoint(path)
     tokenizer, encoder = load_encoder()
-    model = EncoderQScorer(encoder, ScorerConfig(**payload["config"]))
+    model = EncoderHead(encoder, HeadConfig(**payload["config"]))
     model.load_state_dict(payload["state_dict"])
     model.eval()
     frozen, held = load_pairs(pairs, encode, fraction, seed)

@@ -1,251 +1,223 @@
-"""Online learning: retrain the head in the background as outcomes arrive, promote only if no worse.
+"""Online learning as the server sees it: serve each namespace's prior model, retrain it aside.
 
-`record_outcome` calls `notify_labelled(n)`; after every `retrain_every` new labels one daemon
-thread (never two) reads `bank.training_set()`, trains a head on the frozen vectors, evaluates it
-on the held-out slice (split by request), evaluates the serving version on the *same* rows (cosine
-at cold start), and promotes the new version only if its AUC is no lower (within one standard
-error of the measurement: see `retrain`). Every trained version
-is kept (checkpoint file + metrics row), promoted or not. Whatever goes wrong in that thread is
-logged and the active version keeps serving.
+Retrieval learns from every outcome at once through each case's evidence (retriever.policy);
+the trained model only sets the prior for cases without evidence, so it can be retrained
+lazily, away from serving:
 
-`scorer()` is what retrieval calls on every request: it asks the bank which version is active (a
-one-row query, so a promotion or rollback by another process is seen on the next request), and
-loads that checkpoint once. A checkpoint that fails to load means cosine, with the reason in
-`status()`.
+- `model(namespace)` is called on every request. It asks the bank which version is active (one
+  row, so another process's promotion or rollback is seen on the next request) and loads that
+  version's numpy weights once. A file that fails to load means no prior (0.5), with the reason
+  in `status()`. Nothing here imports torch.
+- `notify_labelled(namespace, n)` counts labels; after `retrain_every` in a namespace one
+  training run starts for it (retriever.job), never two runs at once. With a bank in a file the
+  run is a subprocess at the lowest priority with one torch thread and a wall-clock cap: the
+  server's memory does not grow with training and its CPU share stays small. Banks without a
+  file (tests) train in a thread.
+- A run trains, values the model against what serves off-policy (retriever.ope), promotes it
+  only when it is measurably better, and prunes old inactive checkpoints. Whatever goes wrong is
+  logged and recorded in `status()`; the active version keeps serving.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import subprocess
+import sys
 import threading
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from retriever.bank import Bank
-from retriever.checkpoint import (
-    CheckpointError,
-    load_head,
-    new_version,
-    save_checkpoint,
-    should_promote,
-)
-from retriever.data import as_training_set, data_hash, held_out_mask
-from retriever.evaluate import auc, auc_standard_error, cosine_scores, evaluate, predict
-from retriever.model import ScorerConfig
-from retriever.scorer import HeadScorer, Scorer
-from retriever.train import TrainConfig, train_head
+from retriever.contract import Bank, PriorModel
+from retriever.scorer import load_model
+from retriever.versions import CheckpointError, read_last_run, serving_path
 
 log = logging.getLogger(__name__)
 
-MIN_TRAIN_ROWS = 20
-HELD_OUT_FRACTION = 0.2
-DEFAULT_SCORER = ScorerConfig()  # offline, Memento pairs
-ONLINE_SCORER = ScorerConfig(min_cos_weight=6.0)  # ranking one query's candidates: see QScorer
-
-
-def retrain(
-    bank: Bank,
-    checkpoint_dir: Path,
-    data: Any,
-    *,
-    train_config: TrainConfig | None = None,
-    scorer_config: ScorerConfig | None = None,
-    held_out_fraction: float = HELD_OUT_FRACTION,
-    tolerance: float = 0.0,
-) -> dict[str, Any]:
-    """Train, evaluate against the incumbent on the same held-out rows, save, register, maybe promote.
-
-    "No worse" is strict by default (`tolerance` 0). The held-out AUC's standard error is stored
-    beside it (`auc_se`): early on it is about 0.1, so early promotions are partly luck. Allowing
-    one standard error promoted heads trained on 25 rows and did worse in the bench (cumulative
-    regret over 500 outcomes 254 and 223 against 167 and 224 strict, seeds 0 and 1).
-
-    Returns the run's record: version (None when nothing was trained), promoted, reason, metrics.
-    """
-    data = as_training_set(data)  # the bank's own TrainingSet class, same fields
-    held = held_out_mask(data.request_ids, held_out_fraction)
-    train, test = data.take(~held), data.take(held)
-    if len(train) < MIN_TRAIN_ROWS or len(test) == 0:
-        reason = f"too little data: {len(train)} training rows, {len(test)} held-out rows"
-        return {"version": None, "promoted": False, "reason": reason, "metrics": {}}
-    if auc(test.rewards, cosine_scores(test)) is None:
-        reason = "held-out slice has a single class; waiting for more varied outcomes"
-        return {"version": None, "promoted": False, "reason": reason, "metrics": {}}
-
-    scorer_config = scorer_config or replace(ONLINE_SCORER, embed_dim=data.query_vecs.shape[1])
-    model, summary = train_head(train, train_config, scorer_config)
-    metrics: dict[str, Any] = evaluate(model, test)
-
-    incumbent = bank.active_retriever()
-    incumbent_auc, incumbent_name = metrics["baseline_cosine_auc"], "cosine"
-    if incumbent is not None:
-        try:
-            old, _ = load_head(Path(incumbent["path"]))
-            incumbent_auc, incumbent_name = (
-                auc(test.rewards, predict(old, test)),
-                incumbent["version"],
-            )
-        except CheckpointError as exc:  # a broken incumbent serves cosine, so cosine is the bar
-            log.warning(
-                "incumbent %s unreadable, gating against cosine: %s", incumbent["version"], exc
-            )
-    if metrics["auc"] is not None:
-        metrics["auc_se"] = auc_standard_error(metrics["auc"], test.rewards)
-    promote, reason = should_promote(metrics["auc"], incumbent_auc, tolerance)
-
-    version = new_version()
-    metrics.update(
-        incumbent=incumbent_name,
-        incumbent_auc=incumbent_auc,
-        promoted=promote,
-        gate=reason,
-        data_hash=data_hash(data),
-        n_train=summary["n_train"],
-        train_seconds=round(summary["seconds"], 3),
-        steps=summary["steps"],
-    )
-    path = save_checkpoint(
-        checkpoint_dir / f"{version}.pt",
-        model,
-        scorer_config,
-        version=version,
-        metrics=metrics,
-        data_hash=metrics["data_hash"],
-        step=summary["steps"],
-    )
-    bank.add_retriever_version(version, str(path), metrics)
-    if promote:
-        bank.activate_retriever(version)
-    log.info("retriever %s %s (%s)", version, "promoted" if promote else "kept inactive", reason)
-    return {"version": version, "promoted": promote, "reason": reason, "metrics": metrics}
+TIME_LIMIT = 600.0  # seconds a run may take, plan embedding of a large bank included
 
 
 class OnlineTrainer:
-    """Serves the active head and retrains it in one background thread; see the module docstring."""
+    """Serves each namespace's active prior model and retrains one namespace at a time."""
 
     def __init__(
         self,
         bank: Bank,
-        checkpoint_dir: Path,
+        checkpoint_dir: Path | str,
         retrain_every: int,
+        keep_checkpoints: int = 5,
         *,
-        namespace: str | None = None,
-        train_config: TrainConfig | None = None,
-        scorer_config: ScorerConfig | None = None,
+        time_limit: float = TIME_LIMIT,
+        train_config: Any = None,
     ) -> None:
         self.bank = bank
         self.checkpoint_dir = Path(checkpoint_dir)
         self.retrain_every = retrain_every
-        self.namespace = namespace
-        self.train_config = train_config
-        self.scorer_config = scorer_config
+        self.keep_checkpoints = keep_checkpoints
+        self.time_limit = time_limit
+        self.train_config = train_config  # in-thread runs only; the subprocess uses defaults
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._waiting = 0  # labels since the last retrain started
-        self._loaded: tuple[str, HeadScorer | None, str | None] | None = (
-            None  # version, scorer, error
-        )
-        self._last_run: dict[str, Any] | None = None
+        self._worker: threading.Thread | None = None
+        self._running: str | None = None  # the namespace being trained
+        self._waiting: dict[str, int] = {}  # labels since that namespace's last run started
+        self._loaded: dict[str, tuple[str, PriorModel | None, str | None]] = {}
+        self._last_run: dict[str, dict[str, Any]] = {}
 
     # -- serving ---------------------------------------------------------------------------------
-    def scorer(self) -> Scorer | None:
-        """The active version's scorer, or None (retrieval then ranks by cosine)."""
-        active = self.bank.active_retriever()
+    def model(self, namespace: str) -> PriorModel | None:
+        """The namespace's active prior model, or None (every prior is then 0.5)."""
+        active = self.bank.active_retriever(namespace)
         if active is None:
             return None
-        loaded = self._loaded
+        loaded = self._loaded.get(namespace)
         if loaded is None or loaded[0] != active["version"]:
             try:
-                model, _ = load_head(Path(active["path"]))
-                loaded = (active["version"], HeadScorer(model, active["version"]), None)
+                model = load_model(serving_path(active["path"]), active["version"])
+                loaded = (active["version"], model, None)
             except CheckpointError as exc:
-                log.warning(
-                    "retriever %s failed to load, ranking by cosine: %s", active["version"], exc
-                )
+                log.warning("retriever %s failed to load, serving without a prior: %s",
+                            active["version"], exc)  # fmt: skip
                 loaded = (active["version"], None, str(exc))
-            self._loaded = (
-                loaded  # one assignment: readers see the old or the new tuple, never half
-            )
+            self._loaded[namespace] = loaded  # one assignment: readers see old or new, not half
         return loaded[1]
 
     # -- learning ----------------------------------------------------------------------------------
-    def notify_labelled(self, n: int) -> None:
-        """Count `n` new labels; start a background retrain when enough have arrived. Never blocks."""
+    def notify_labelled(self, namespace: str, n: int) -> None:
+        """Count `n` new labels in `namespace`; start a run when one is due. Never blocks."""
         with self._lock:
-            self._waiting += n
+            self._waiting[namespace] = self._waiting.get(namespace, 0) + n
             self._maybe_start()
 
     def _maybe_start(self) -> None:  # caller holds self._lock
-        if self._waiting < self.retrain_every or (
-            self._thread is not None and self._thread.is_alive()
-        ):
+        if self._worker is not None:
             return
-        self._waiting = 0
-        self._thread = threading.Thread(target=self._run, name="memento-retrain", daemon=True)
-        self._thread.start()
+        due = [ns for ns, n in self._waiting.items() if n >= self.retrain_every]
+        if not due:
+            return
+        namespace = max(due, key=lambda ns: self._waiting[ns])
+        self._waiting[namespace] = 0
+        self._running = namespace
+        self._worker = threading.Thread(
+            target=self._run, args=(namespace,), name="memento-retrain", daemon=True
+        )
+        self._worker.start()
 
-    def _run(self) -> None:
+    def _run(self, namespace: str) -> None:
         try:
-            data = as_training_set(self.bank.training_set(self.namespace))
-            result = retrain(
-                self.bank,
-                self.checkpoint_dir,
-                data,
-                train_config=self.train_config,
-                scorer_config=self.scorer_config,
-            )
-        except Exception as exc:  # the thread must never take serving down with it
-            log.exception("background retrain failed; the active version keeps serving")
-            result = {
-                "version": None,
-                "promoted": False,
-                "reason": f"failed: {exc!r}",
-                "metrics": {},
-            }
+            if _bank_file(self.bank) is not None:
+                result = self._run_subprocess(namespace)
+            else:
+                from retriever.job import run  # imports torch: in-thread runs are for tests
+
+                result = run(self.bank, namespace, self.checkpoint_dir, self.keep_checkpoints,
+                             train_config=self.train_config)  # fmt: skip
+        except Exception as exc:  # the worker must never take serving down with it
+            log.exception("retrain of %s failed; the active version keeps serving", namespace)
+            result = {"version": None, "promoted": False, "reason": f"failed: {exc!r}"}
         with self._lock:
-            self._last_run = result
-            self._thread = None
+            self._last_run[namespace] = result
+            self._worker, self._running = None, None
             self._maybe_start()  # labels that arrived during the run may already be due
 
+    def _run_subprocess(self, namespace: str) -> dict[str, Any]:
+        command = [
+            sys.executable, "-m", "retriever.job", "--db", str(_bank_file(self.bank)),
+            "--namespace", namespace, "--checkpoint-dir", str(self.checkpoint_dir),
+            "--keep", str(self.keep_checkpoints),
+        ]  # fmt: skip
+        package_root = str(Path(__file__).resolve().parents[1])
+        env = os.environ | {
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
+        }
+        try:
+            done = subprocess.run(
+                command, capture_output=True, text=True, env=env, timeout=self.time_limit
+            )
+        except subprocess.TimeoutExpired:  # run() has killed it
+            return {"version": None, "promoted": False,
+                    "reason": f"timed out after {self.time_limit:.0f} s"}  # fmt: skip
+        if done.returncode != 0:
+            tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
+            return {"version": None, "promoted": False,
+                    "reason": f"failed (exit {done.returncode}): {tail[0]}"}  # fmt: skip
+        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        return result
+
     def wait_idle(self, timeout: float | None = None) -> None:
-        """Block until no retrain is running (tests and benches); a chained retrain is waited for too."""
+        """Block until no run is going (tests and benches); a chained run is waited for too."""
         while True:
             with self._lock:
-                thread = self._thread
-            if thread is None:
+                worker = self._worker
+            if worker is None:
                 return
-            thread.join(timeout)
-            if thread.is_alive():
+            worker.join(timeout)
+            if worker.is_alive():
                 raise TimeoutError(f"retrain still running after {timeout} s")
 
-    def status(self) -> dict[str, Any]:
-        """What serves and why; shown by `memento-mcp retriever status`."""
-        active = self.bank.active_retriever()
-        scorer = self.scorer()
+    # -- reporting ----------------------------------------------------------------------------------
+    def status(self, namespace: str | None = None) -> dict[str, Any]:
+        """What serves each namespace and why (`memento-mcp retriever status`, the dashboard).
+
+        With a namespace, that namespace's entry; without, every namespace this process or the
+        bank's versions know, under "namespaces".
+        """
+        if namespace is not None:
+            return self._namespace_status(namespace)
+        with self._lock:
+            known = set(self._waiting) | set(self._last_run)
+        known |= {v["namespace"] for v in self.bank.retriever_versions() if v["namespace"]}
+        return {
+            "namespaces": {ns: self._namespace_status(ns) for ns in sorted(known)},
+            "training": self._running,
+            "retrain_every": self.retrain_every,
+        }
+
+    def _namespace_status(self, namespace: str) -> dict[str, Any]:
+        active = self.bank.active_retriever(namespace)
+        model = self.model(namespace)
         if active is None:
-            fallback: str | None = "no trained version yet: ranking by cosine similarity"
-        elif scorer is None:
-            fallback = f"checkpoint of {active['version']} failed to load: ranking by cosine ({self._loaded[2] if self._loaded else ''})"
+            fallback: str | None = "no promoted version yet: prior 0.5, similarity order"
+        elif model is None:
+            error = self._loaded.get(namespace, ("", None, ""))[2]
+            fallback = f"{active['version']} failed to load, serving without a prior ({error})"
         else:
             fallback = None
         with self._lock:
-            training = self._thread is not None
-            waiting, last = self._waiting, self._last_run
-        labelled = self.bank.labelled_count(self.namespace)
-        # Labels no version has seen, readable from any process (the counter above is this one's).
-        versions = self.bank.retriever_versions()
-        latest = max(versions, key=lambda v: v["created_at"])["metrics"] if versions else {}
-        seen = int(latest.get("n_train", 0)) + int(latest.get("n", 0))
+            notified = self._waiting.get(namespace, 0)
+            training = self._running == namespace
+            last = self._last_run.get(namespace)
+        recorded = read_last_run(self.checkpoint_dir, namespace) or {}
+        versions = self.bank.retriever_versions(namespace)
+        # Labels no version has trained or been valued on, readable from any process.
+        seen = max((int(v["metrics"].get("n_labelled", 0)) for v in versions), default=0)
+        labelled = self.bank.labelled_count(namespace)
+        metrics = active["metrics"] if active else {}
         return {
-            "scorer": scorer.version if scorer else "cosine",
+            "namespace": namespace,
+            "model": model.version if model else None,
             "active_version": active["version"] if active else None,
-            "active_metrics": active["metrics"] if active else None,
             "fallback": fallback,
+            "value": metrics.get("value"),
+            "incumbent_value": metrics.get("incumbent_value"),
+            "diff": metrics.get("diff"),
+            "ci": metrics.get("ci"),
+            "incumbent": metrics.get("incumbent"),
+            "auc": metrics.get("auc"),
             "labelled": labelled,
-            "labels_since_last_training": max(0, labelled - seen),
-            "labels_waiting": waiting,
+            "labels_waiting": max(0, labelled - seen),
+            "labels_notified": notified,
             "retrain_every": self.retrain_every,
             "training": training,
-            "last_run": last,
+            "last_run": last or recorded or None,
+            "versions": len(versions),
+            "pruned_checkpoints": recorded.get("pruned_total", 0),
         }
+
+
+def _bank_file(bank: Bank) -> str | None:
+    """The bank's database file, or None for a bank without one (in memory)."""
+    path = getattr(bank, "path", None)
+    return str(path) if path and str(path) != ":memory:" else None

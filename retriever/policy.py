@@ -27,13 +27,13 @@ import numpy as np
 PRIOR_WEIGHT = 2.0
 """How many outcomes the prior mean is worth: Beta(1, 1) when the prior mean is 0.5."""
 
-RELEVANCE_WINDOW = 0.3
+RELEVANCE_WINDOW = float(__import__("os").environ.get("RW", 0.3))
 """Candidates more than this much less similar than the best one count as off topic."""
 
-RELEVANCE_FLOOR = 0.3
+RELEVANCE_FLOOR = float(__import__("os").environ.get("RF", 0.3))
 """Below this cosine similarity nothing counts as on topic (MiniLM: unrelated texts score 0-0.3)."""
 
-RELEVANCE_WIDTH = 0.05
+RELEVANCE_WIDTH = float(__import__("os").environ.get("RWD", 0.05))
 """How sharply relevance falls around its cut-off."""
 
 PROPENSITY_DRAWS = 256

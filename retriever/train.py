@@ -1,15 +1,16 @@
-"""Train the Q-scorer: `python -m retriever.train` is `memento-mcp retriever train` (see cli.py).
+"""Train the prior head (`memento-mcp retriever train`, and the background job).
 
-Two modes, one shape: data -> model -> AdamW -> loop -> best-on-validation weights.
+Two modes, one shape: data -> model -> Adam -> loop.
 
-- head: frozen sentence vectors, only `QScorer` learns. Seconds on a CPU, so the online loop runs
-  it in a background thread after every few labelled outcomes.
+- head: frozen sentence vectors, only `PriorHead` learns. Seconds on a CPU, so the online loop
+  runs it in a background job after every few labelled outcomes (retriever.job).
 - full: Memento's setup, the MiniLM encoder is fine-tuned under the same head. A GPU is used when
   present; on a CPU cap it with `max_steps`.
 
-Logged impressions were shown by a policy that favoured some cases, so each row may be weighted by
-its clipped inverse propensity (`ips_clip`); rows without a logged propensity weigh 1. The head trains
-for a fixed number of epochs under an L2 penalty (see `train_head`).
+Each row weighs credit x clipped inverse propensity: a row carries only its share of an outcome
+(contract.credit_shares), and the logging policy showed some cases more often than others, so
+1/propensity undoes that (clipped at `ips_clip` so one rare draw cannot dominate). The head
+trains for a fixed number of epochs under an L2 penalty (see `train_head`).
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from retriever.data import TrainingSet
+from retriever.contract import TrainingSet
 from retriever.evaluate import log_loss, predict
-from retriever.model import EncoderQScorer, QScorer, ScorerConfig
+from retriever.model import EncoderHead, HeadConfig, PriorHead
 
 
 @dataclass
@@ -37,9 +38,7 @@ class TrainConfig:
     min_steps: int = 200  # small online sets still get enough updates
     batch_size: int = 256
     lr: float = 1e-3
-    direct_lr: float = (
-        3e-2  # the linear [cos, stats] term: 4 weights that must travel several units
-    )
+    wide_lr: float = 3e-2  # the linear term on the two cosines: 3 weights that travel far
     encoder_lr: float = 2e-5  # full mode: the pretrained encoder moves slowly
     weight_decay: float = 0.01  # AdamW's decoupled decay; full mode only
     l2: float = (
@@ -62,10 +61,10 @@ def get_lr(step: int, total: int, config: TrainConfig, base_lr: float) -> float:
     return base_lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
 
 
-def ips_weights(propensities: np.ndarray, clip: float) -> np.ndarray:
-    """Clipped inverse-propensity weights, normalised to mean 1 so the learning rate keeps its meaning."""
-    w = 1.0 / np.clip(propensities.astype(np.float64), 1.0 / clip, 1.0)
-    return (w / w.mean()).astype(np.float32) if len(w) else w.astype(np.float32)
+def sample_weights(credits: np.ndarray, propensities: np.ndarray, clip: float) -> np.ndarray:
+    """credit x clipped 1/propensity, normalised to mean 1 so the learning rate keeps its meaning."""
+    w = credits.astype(np.float64) / np.clip(propensities.astype(np.float64), 1.0 / clip, 1.0)
+    return (w / max(w.mean(), 1e-12)).astype(np.float32) if len(w) else w.astype(np.float32)
 
 
 def get_batch(
@@ -75,13 +74,13 @@ def get_batch(
     return (
         torch.from_numpy(data.query_vecs[idx]),  # (B, D)
         torch.from_numpy(data.case_vecs[idx]),  # (B, D)
-        torch.from_numpy(data.case_stats[idx]),  # (B, S)
+        torch.from_numpy(data.plan_vecs[idx]),  # (B, D)
         torch.from_numpy(data.rewards[idx]),  # (B,)
         torch.from_numpy(weights[idx]),  # (B,)
     )
 
 
-def estimate_loss(model: QScorer, data: TrainingSet) -> float | None:
+def estimate_loss(model: PriorHead, data: TrainingSet) -> float | None:
     """Unweighted log loss on `data` (lower is better)."""
     value = log_loss(data.rewards, predict(model, data))
     model.train()
@@ -107,30 +106,30 @@ def torch_threads(n: int | None) -> Iterator[None]:
 def train_head(
     data: TrainingSet,
     config: TrainConfig | None = None,
-    scorer_config: ScorerConfig | None = None,
-) -> tuple[QScorer, dict[str, Any]]:
-    """Fit a QScorer head on frozen vectors; returns the model (eval mode) and a run summary.
+    head_config: HeadConfig | None = None,
+) -> tuple[PriorHead, dict[str, Any]]:
+    """Fit a PriorHead on frozen vectors; returns the model (eval mode) and a run summary.
 
     A fixed number of epochs under an L2 penalty, no inner validation split: online there is
     nobody to tune the stopping point, and on Memento's pairs an inner split's noisy loss stopped
     too early (held-out AUC 0.60 against 0.64 for the fixed schedule, 5 query splits).
     """
     config = config or TrainConfig()
-    scorer_config = scorer_config or ScorerConfig(embed_dim=data.query_vecs.shape[1])
+    head_config = head_config or HeadConfig(embed_dim=data.query_vecs.shape[1])
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     t0 = time.perf_counter()
-    weights = ips_weights(data.propensities, config.ips_clip)
+    weights = sample_weights(data.credits, data.propensities, config.ips_clip)
     steps = min(
         config.max_steps,
         max(config.min_steps, math.ceil(config.epochs * len(data) / config.batch_size)),
     )
 
-    model = QScorer(scorer_config)
+    model = PriorHead(head_config)
     optimizer = torch.optim.Adam(
         [
             {"params": model.mlp.parameters(), "base_lr": config.lr},
-            {"params": model.direct.parameters(), "base_lr": config.direct_lr},
+            {"params": model.wide.parameters(), "base_lr": config.wide_lr},
         ]
     )
     decayed = [
@@ -143,9 +142,9 @@ def train_head(
         for step in range(1, steps + 1):
             for group in optimizer.param_groups:
                 group["lr"] = get_lr(step, steps, config, group["base_lr"])
-            q, c, stats, y, w = get_batch(data, weights, config.batch_size, rng)
+            q, t, p, y, w = get_batch(data, weights, config.batch_size, rng)
             loss = (
-                F.binary_cross_entropy_with_logits(model(q, c, stats), y, reduction="none") * w
+                F.binary_cross_entropy_with_logits(model(q, t, p), y, reduction="none") * w
             ).mean()
             loss = loss + config.l2 * sum((p**2).sum() for p in decayed)
             optimizer.zero_grad(set_to_none=True)
@@ -170,14 +169,13 @@ def train_head(
 def train_full(
     queries: list[str],
     cases: list[str],
-    stats: np.ndarray,
     rewards: np.ndarray,
     encoder: torch.nn.Module,
     tokenizer: Any,
     config: TrainConfig,
-    scorer_config: ScorerConfig | None = None,
+    head_config: HeadConfig | None = None,
     log: Any = print,
-) -> tuple[EncoderQScorer, dict[str, Any]]:
+) -> tuple[EncoderHead, dict[str, Any]]:
     """Fine-tune `encoder` and a head together on text pairs (Memento's classifier).
 
     No inner early stopping here: a full run is an offline job with a fixed `max_steps`, judged
@@ -186,7 +184,7 @@ def train_full(
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    model = EncoderQScorer(encoder, scorer_config or ScorerConfig()).to(device)
+    model = EncoderHead(encoder, head_config or HeadConfig()).to(device)
     optimizer = torch.optim.AdamW(
         [
             {"params": model.encoder.parameters(), "base_lr": config.encoder_lr},
@@ -195,7 +193,6 @@ def train_full(
         weight_decay=config.weight_decay,
     )
     y_all = torch.from_numpy(rewards)
-    s_all = torch.from_numpy(stats)
     t0 = time.perf_counter()
     model.train()
     step, loss_ema = 0, None
@@ -222,7 +219,6 @@ def train_full(
             q["attention_mask"].to(device),
             c["input_ids"].to(device),
             c["attention_mask"].to(device),
-            s_all[idx].to(device),
         )
         loss = F.binary_cross_entropy_with_logits(logits, y_all[idx].to(device))
         optimizer.zero_grad(set_to_none=True)
@@ -248,7 +244,7 @@ def train_full(
 
 @torch.no_grad()
 def embed_texts(
-    model: EncoderQScorer, tokenizer: Any, texts: list[str], batch_size: int = 64
+    model: EncoderHead, tokenizer: Any, texts: list[str], batch_size: int = 64
 ) -> np.ndarray:
     """Vectors from the fine-tuned encoder, (N, D) float32."""
     device = next(model.parameters()).device

@@ -1,82 +1,79 @@
-"""Training on a small labelled set moves scores the right way."""
+"""The prior head: learns from plans, generalises to untried cases, serves in numpy."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
+import torch
 
 from retriever.bank import InMemoryBank
-from retriever.data import as_training_set
-from retriever.evaluate import auc, cosine_scores, evaluate
-from retriever.model import QScorer, ScorerConfig
-from retriever.scorer import HeadScorer
-from retriever.train import TrainConfig, ips_weights, train_head
+from retriever.checkpoint import head_arrays, save_checkpoint
+from retriever.model import HeadConfig, PriorHead
+from retriever.scorer import HeadModel, load_model
+from retriever.train import TrainConfig, sample_weights, train_head
+from retriever.versions import serving_path
 
-DIM = 16  # conftest's synthetic vectors
+from retriever_synthetic import DIM, add_cases, good_plan, on_topic
+
 FillBank = Callable[..., None]
 
 
-def test_forward_shapes() -> None:
-    model = QScorer(ScorerConfig(embed_dim=DIM)).eval()
-    q, c, s = np.ones(DIM, np.float32), np.ones((5, DIM), np.float32), np.zeros((5, 3), np.float32)
-    out = HeadScorer(model, "v").score(q, c, s)
-    assert out.shape == (5,)
-    assert ((out >= 0) & (out <= 1)).all()
-    assert HeadScorer(model, "v").score(q, c[:0], s[:0]).shape == (0,)
-
-
-def test_training_moves_scores_towards_rewarded_cases(
-    bank: InMemoryBank, fast_config: TrainConfig, fill_bank: FillBank
-) -> None:
-    fill_bank(bank, 150)
-    data = as_training_set(bank.training_set())
-    cases = bank.case_vectors()
-    good = cases[:, 0] > 0
-    query = cases.mean(0)
-    untrained = HeadScorer(QScorer(ScorerConfig(embed_dim=DIM)), "v0")
-    before = untrained.score(query, cases, bank.case_stats(list(range(len(cases)))))
-
-    model, summary = train_head(data, fast_config, ScorerConfig(embed_dim=DIM))
-    after = HeadScorer(model, "v1").score(query, cases, bank.case_stats(list(range(len(cases)))))
-
-    gap_before = before[good].mean() - before[~good].mean()
-    gap_after = after[good].mean() - after[~good].mean()
-    assert gap_after > 0.3 > abs(gap_before)
-    assert summary["steps"] >= 1
-
-
-def test_head_beats_cosine_on_held_out_requests(
-    bank: InMemoryBank, fast_config: TrainConfig, fill_bank: FillBank
-) -> None:
-    fill_bank(bank, 150, seed=1)
-    train = as_training_set(bank.training_set())
-    fill_bank(bank, 40, seed=2)  # new requests, same cases
-    everything = as_training_set(bank.training_set())
-    test = everything.take(~np.isin(everything.impression_ids, train.impression_ids))
-    model, _ = train_head(train, fast_config, ScorerConfig(embed_dim=DIM))
-    metrics = evaluate(model, test)
-    assert metrics["auc"] > 0.75
-    assert metrics["auc"] > auc(test.rewards, cosine_scores(test)) + 0.15
-    assert (
-        metrics["n_ranking_requests"] > 0 and metrics["ndcg@4"] > metrics["baseline_cosine_ndcg@4"]
-    )
-
-
-def test_ips_weights_are_clipped_and_mean_one() -> None:
-    w = ips_weights(np.array([1.0, 0.5, 0.001], np.float32), clip=10.0)
-    assert np.isclose(w.mean(), 1.0)
-    assert w[2] / w[0] == np.float32(10.0)
-
-
-def test_numpy_serving_matches_torch_forward() -> None:
-    import torch
-
+def test_numpy_serving_matches_torch_forward(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    model = QScorer(ScorerConfig(embed_dim=DIM)).eval()
-    q, c, s = rng.normal(size=DIM), rng.normal(size=(7, DIM)), rng.random((7, 3))
+    config = HeadConfig(embed_dim=DIM)
+    model = PriorHead(config).eval()
+    torch.nn.init.normal_(model.wide.weight)  # non-trivial wide weights and biases
+    torch.nn.init.normal_(model.wide.bias)
+    q, t, p = rng.normal(size=DIM), rng.normal(size=(7, DIM)), rng.normal(size=(7, DIM))
     with torch.no_grad():
-        ref = torch.sigmoid(
-            model(*(torch.tensor(x, dtype=torch.float32) for x in (q, c, s)))
-        ).numpy()
-    assert np.allclose(HeadScorer(model, "v").score(q, c, s), ref, atol=1e-5)
+        ref = torch.sigmoid(model(*(torch.tensor(x, dtype=torch.float32) for x in (q, t, p))))
+    path = save_checkpoint(
+        tmp_path / "v.pt", model, config, version="v", metrics={}, data_hash="h", step=1
+    )
+    served = load_model(serving_path(path), "v")
+    assert np.allclose(served.predict(q, t, p), ref.numpy(), atol=1e-5)
+    assert np.allclose(HeadModel(head_arrays(model), "v").predict(q, t, p), ref.numpy(), atol=1e-5)
+    assert served.predict(q, t[:0], p[:0]).shape == (0,)
+
+
+def test_serving_path_imports_no_torch() -> None:
+    code = (
+        "import sys, retriever.online, retriever.scorer, retriever.versions, retriever.contract;"
+        " print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_training_moves_the_prior_towards_good_plans_of_untried_cases(
+    bank: InMemoryBank, fast_config: TrainConfig, fill_bank: FillBank
+) -> None:
+    fill_bank(bank, 150, n_cases=24)
+    untrained = HeadModel(head_arrays(PriorHead(HeadConfig(embed_dim=DIM))), "v0")
+    model, summary = train_head(bank.training_set(), fast_config, HeadConfig(embed_dim=DIM))
+    trained = HeadModel(head_arrays(model), "v1")
+
+    # Cases nobody has tried, for a query nobody has asked: only their plans tell them apart.
+    rng = np.random.default_rng(99)
+    fresh = add_cases(bank, 40, rng, namespace="fresh")
+    _, tasks, plans = bank.namespace_vectors("fresh")
+    good = good_plan(plans)
+    assert len(fresh) == 40 and 5 < good.sum() < 35
+    query = on_topic(rng, 1)[0]
+    before = untrained.predict(query, tasks, plans)
+    after = trained.predict(query, tasks, plans)
+    assert abs(before[good].mean() - before[~good].mean()) < 0.1
+    assert after[good].mean() - after[~good].mean() > 0.3
+    assert summary["steps"] >= 1 and summary["n_train"] == 600
+
+
+def test_sample_weight_is_credit_times_clipped_ips() -> None:
+    credits = np.array([1.0, 1.0, 0.5, 1.0], np.float32)
+    propensities = np.array([1.0, 0.5, 0.5, 0.001], np.float32)
+    w = sample_weights(credits, propensities, clip=10.0)
+    assert np.isclose(w.mean(), 1.0)
+    assert np.allclose(w / w[0], [1.0, 2.0, 1.0, 10.0])
