@@ -32,7 +32,7 @@ from memento_mcp.retrieval.index import VectorIndex
 from memento_mcp.settings import Settings
 
 from retriever.contract import PriorModel
-from retriever.policy import Selection, select
+from retriever.policy import Selection, contextual_evidence, prior_mean, select
 
 if TYPE_CHECKING:
     from retriever.online import OnlineTrainer
@@ -201,18 +201,23 @@ class Memory:
         k: int,
     ) -> tuple[Selection, str]:
         """The policy's pick (retriever.policy) and the name of what ranked."""
-        no_outcomes = np.zeros(len(ids))
         if self.settings.ranking == "similarity":
-            return select(closeness, no_outcomes + 0.5, no_outcomes, no_outcomes, k, False, self._rng), "cosine"
+            nothing = np.zeros(len(ids))
+            return select(closeness, closeness, nothing, nothing, k, False, self._rng), "cosine"
         model = self.learner.model(namespace) if self.learner and ids else None
-        prior = (
-            model.predict(query_vec, vectors, self.bank.plan_vectors(ids))
-            if model is not None
-            else no_outcomes + 0.5
+        plan_works = (
+            model.predict(query_vec, vectors, self.bank.plan_vectors(ids)) if model else 0.5
         )
-        successes, trials = self.bank.case_evidence(ids)
+        history = self.bank.case_history(ids)
+        successes, trials = contextual_evidence(query_vec, [history.get(i) for i in ids])
         selection = select(
-            closeness, prior, successes, trials, k, self.settings.explore, self._rng
+            closeness,
+            prior_mean(closeness, plan_works),
+            successes,
+            trials,
+            k,
+            self.settings.explore,
+            self._rng,
         )
         return selection, "evidence" if model is None else f"evidence+{model.version}"
 

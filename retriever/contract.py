@@ -3,7 +3,8 @@
 Everything that both sides must agree on lives here and nowhere else: the arrays a model trains
 on (`TrainingSet`), what a bank offers the retriever (`Bank`), what a serving model offers
 retrieval (`PriorModel`), and the two rules that turn one outcome into evidence about the cases
-shown: how the credit is shared (`credit_shares`) and how old evidence fades (`discounted`).
+shown: how the credit is shared (`credit_shares`) and how old evidence fades
+(`recency_weights`).
 
 The memento_mcp side imports this module; nothing here imports memento_mcp or torch, so the
 server can rank with a trained model without loading torch.
@@ -23,15 +24,15 @@ Short enough that a case that used to work and now fails loses its rank within t
 long enough (about 12 outcomes' worth of evidence at most) that a 0.85 case and a 0.25 case are
 told apart with confidence. Measured in bench/scenarios.py (drift)."""
 
-_DECAY = 0.5 ** (1.0 / EVIDENCE_HALF_LIFE)
+HISTORY = 32
+"""Latest labelled showings of a case that ranking reads; older ones weigh < 6 % anyway."""
 
 
-def discounted(
-    successes: float, trials: float, reward: float, credit: float
-) -> tuple[float, float]:
-    """A case's (successes, trials) after one more outcome worth `credit` of an observation."""
-    fade = _DECAY**credit
-    return successes * fade + credit * reward, trials * fade + credit
+def recency_weights(credits_newest_first: np.ndarray) -> np.ndarray:
+    """Each outcome's weight: its credit, halved for every EVIDENCE_HALF_LIFE credit newer."""
+    newer = np.concatenate([[0.0], np.cumsum(credits_newest_first)[:-1]])
+    weights: np.ndarray = credits_newest_first * 0.5 ** (newer / EVIDENCE_HALF_LIFE)
+    return weights
 
 
 def credit_shares(shown: list[int], used: list[int] | None) -> dict[int, float]:

@@ -138,7 +138,6 @@ class Cases(Connection):
             db.execute("DELETE FROM impressions WHERE case_id = ?", (case_id,))
             db.execute("DELETE FROM embeddings WHERE case_id = ?", (case_id,))
             db.execute("DELETE FROM plan_embeddings WHERE case_id = ?", (case_id,))
-            db.execute("DELETE FROM case_evidence WHERE case_id = ?", (case_id,))
             db.execute("DELETE FROM cases WHERE id = ?", (case_id,))
 
 

@@ -9,12 +9,10 @@ from typing import Any
 
 import numpy as np
 
-import sqlite_utils
-
 from memento_mcp.casebank.cases import Cases
 from memento_mcp.casebank.connection import from_blob, now, to_blob
 from memento_mcp.errors import Conflict, NotFound
-from retriever.contract import credit_shares, discounted
+from retriever.contract import credit_shares
 
 
 @dataclass
@@ -70,9 +68,6 @@ class Feedback(Cases):
                     for shown in impressions
                 ],
             )
-            for shown in impressions:
-                if shown.reward is not None:
-                    self._add_evidence(db, {shown.case_id: 1.0}, shown.reward, stamp)
         return True
 
     def known_requests(self, request_ids: list[str]) -> set[str]:
@@ -153,7 +148,6 @@ class Feedback(Cases):
                     [(reward, share, stamp, request_id, case) for case, share in shares.items()],
                 )
                 labelled = len(shares)
-                self._add_evidence(db, shares, reward, stamp)
             if case_id is None and new_case is not None:
                 case_id, _ = self._insert_case(db, *new_case)
             db.execute(
@@ -168,23 +162,6 @@ class Feedback(Cases):
                 ),
             )
         return case_id, labelled
-
-    @staticmethod
-    def _add_evidence(
-        db: sqlite_utils.Database, shares: dict[int, float], reward: float, stamp: str
-    ) -> None:
-        """Fold one outcome into each credited case's running evidence (inside the caller's
-        transaction), so the very next retrieval ranks with it."""
-        for case_id, share in shares.items():
-            row = db.execute(
-                "SELECT successes, trials FROM case_evidence WHERE case_id = ?", (case_id,)
-            ).fetchone()
-            successes, trials = discounted(*(row or (0.0, 0.0)), reward, share)
-            db.execute(
-                "INSERT OR REPLACE INTO case_evidence (case_id, successes, trials, updated_at)"
-                " VALUES (?, ?, ?, ?)",
-                (case_id, successes, trials, stamp),
-            )
 
     def labelled_count(self, namespace: str | None = None) -> int:
         sql = "SELECT count(*) FROM impressions"

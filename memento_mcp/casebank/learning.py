@@ -9,7 +9,7 @@ import numpy as np
 
 from memento_mcp.casebank.connection import Connection, from_blob, now, to_blob
 from memento_mcp.errors import NotFound
-from retriever.contract import TrainingSet
+from retriever.contract import HISTORY, TrainingSet
 
 
 class Learning(Connection):
@@ -111,22 +111,38 @@ class Learning(Connection):
                 ],
             )
 
-    def case_evidence(self, case_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        """(successes, trials) per case: its outcomes so far, discounted (retriever.contract)."""
-        marks = ",".join("?" * len(case_ids))
-        rows = {
-            int(row[0]): (row[1], row[2])
-            for row in self._query(
-                f"SELECT case_id, successes, trials FROM case_evidence WHERE case_id IN ({marks})",
-                case_ids,
-            )
-        } if case_ids else {}
-        pairs = [rows.get(case_id, (0.0, 0.0)) for case_id in case_ids]
-        successes = np.array([p[0] for p in pairs], dtype=np.float64)
-        trials = np.array([p[1] for p in pairs], dtype=np.float64)
-        return successes, trials
+    def case_history(
+        self, case_ids: list[int], per_case: int = HISTORY
+    ) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Each case's latest labelled showings, newest first: (query vectors, rewards, credits).
 
-    # -- retriever versions ------------------------------------------------------------------
+        Ranking weighs them by how close each query was to the one at hand, so a case's record
+        speaks for the tasks it was tried on, not for every task it resembles.
+        """
+        if not case_ids:
+            return {}
+        marks = ",".join("?" * len(case_ids))
+        rows = self._query(
+            "SELECT case_id, query_vector, reward, credit FROM ("
+            " SELECT impressions.case_id, requests.query_vector, impressions.reward,"
+            "  coalesce(impressions.credit, 1.0) AS credit, row_number() OVER ("
+            "   PARTITION BY impressions.case_id ORDER BY impressions.id DESC) AS recent"
+            " FROM impressions JOIN requests ON requests.id = impressions.request_id"
+            f" WHERE impressions.case_id IN ({marks}) AND impressions.reward IS NOT NULL"
+            ") WHERE recent <= ? ORDER BY case_id, recent",
+            [*case_ids, per_case],
+        )
+        grouped: dict[int, list[tuple[bytes, float, float]]] = {}
+        for case_id, blob, reward, credit in rows:
+            grouped.setdefault(int(case_id), []).append((blob, reward, credit))
+        return {
+            case_id: (
+                np.frombuffer(b"".join(r[0] for r in items), np.float32).reshape(len(items), -1),
+                np.array([r[1] for r in items]),
+                np.array([r[2] for r in items]),
+            )
+            for case_id, items in grouped.items()
+        }
 
     def add_retriever_version(
         self, version: str, path: str, metrics: dict[str, Any], namespace: str | None = None

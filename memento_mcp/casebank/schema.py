@@ -11,7 +11,6 @@ from collections.abc import Callable
 import sqlite_utils
 
 from memento_mcp.errors import StorageError
-from retriever.contract import discounted
 
 
 def _v1_initial(db: sqlite_utils.Database) -> None:
@@ -98,8 +97,8 @@ def _v1_initial(db: sqlite_utils.Database) -> None:
 
 
 def _v2_learning(db: sqlite_utils.Database) -> None:
-    """What online learning needs (issue 9): plan embeddings, each case's running evidence,
-    the share of an outcome each impression carries, and one retriever per namespace."""
+    """What online learning needs (issue 9): plan embeddings, the share of an outcome each
+    impression carries, and one retriever per namespace."""
     db.execute("ALTER TABLE impressions ADD COLUMN credit REAL")  # NULL until labelled
     db.execute("UPDATE impressions SET credit = 1.0 WHERE reward IS NOT NULL")
     db.execute("ALTER TABLE retriever_versions ADD COLUMN namespace TEXT")  # NULL: all of them
@@ -107,19 +106,6 @@ def _v2_learning(db: sqlite_utils.Database) -> None:
         {"case_id": int, "encoder": str, "vector": bytes},
         pk="case_id",
         foreign_keys=[("case_id", "cases", "id")],
-    )
-    db["case_evidence"].create(
-        {"case_id": int, "successes": float, "trials": float, "updated_at": str}, pk="case_id"
-    )
-    # Replay the labels already in the bank, oldest first, through the same discounting rule.
-    evidence: dict[int, tuple[float, float]] = {}
-    for case_id, reward in db.execute(
-        "SELECT case_id, reward FROM impressions WHERE reward IS NOT NULL ORDER BY labelled_at, id"
-    ):
-        evidence[case_id] = discounted(*evidence.get(case_id, (0.0, 0.0)), reward, 1.0)
-    db.conn.executemany(
-        "INSERT INTO case_evidence (case_id, successes, trials) VALUES (?, ?, ?)",
-        [(case_id, s, n) for case_id, (s, n) in evidence.items()],
     )
 
 

@@ -2,7 +2,7 @@
 
 The bank is one class assembled from parts, one module per concern: `cases` (cases and their
 embeddings), `lexical` (FTS5), `vectors` (embeddings in bulk), `feedback` (requests,
-impressions, outcomes and each case's running evidence), `learning` (what the retriever trains
+impressions and the outcomes that label them), `learning` (what the retriever trains
 on, its versions) and `reports` (overviews for the CLI and the dashboard). They share one
 connection (`connection.Connection`).
 """

@@ -63,7 +63,7 @@ def test_delete_removes_embedding_and_impressions(tmp_path: Path) -> None:
         assert bank.db[table].count == 0
 
 
-def test_every_outcome_updates_the_shown_cases_evidence_in_the_same_write(tmp_path: Path) -> None:
+def test_outcomes_credit_the_shown_cases_and_become_their_history(tmp_path: Path) -> None:
     bank = CaseBank(tmp_path / "bank.db")
     (first, _), (second, _) = bank.add_cases(
         [(NewCase("default", f"task {i}", "plan", reward=1.0), VECTOR) for i in range(2)]
@@ -73,11 +73,10 @@ def test_every_outcome_updates_the_shown_cases_evidence_in_the_same_write(tmp_pa
     bank.record_outcome(1.0, "r1", None, [second])  # the agent names what it used
     bank.log_request("r2", "default", "q", VECTOR, "evidence", shown)
     bank.record_outcome(0.0, "r2", None, None)  # no names: shares by 1/rank, 2/3 and 1/3
-    successes, trials = bank.case_evidence([first, second])
-    assert trials[0] == pytest.approx(2 / 3)
-    assert successes[0] == 0.0
-    assert successes[1] > 0.9 and trials[1] > successes[1]  # one success, then a third of a failure
-    training = bank.training_set()
-    assert sorted(training.credits.tolist()) == pytest.approx([1 / 3, 2 / 3, 1.0])
+    history = bank.case_history([first, second])
+    _, rewards, credits = history[second]
+    assert rewards.tolist() == [0.0, 1.0] and credits.tolist() == pytest.approx([1 / 3, 1.0])
+    assert history[first][2].tolist() == pytest.approx([2 / 3])
+    assert sorted(bank.training_set().credits.tolist()) == pytest.approx([1 / 3, 2 / 3, 1.0])
     bank.delete_case(second)
-    assert bank.case_evidence([second])[1][0] == 0.0
+    assert second not in bank.case_history([first, second])
