@@ -31,11 +31,15 @@ from retriever.contract import recency_weights
 PRIOR_WEIGHT = 2.0
 """How many outcomes the prior mean is worth: Beta(1, 1) when the prior mean is 0.5."""
 
-RELEVANCE_MIDPOINT = 0.35
-"""Cosine similarity (MiniLM) at which a case is taken to be half on topic: unrelated texts
-score 0-0.3, paraphrases of one task 0.4-0.95."""
+RELEVANCE_FLOOR = 0.3
+"""Below this cosine similarity (MiniLM) a case is unlikely to be on topic: unrelated texts score
+0-0.3."""
 
-RELEVANCE_WIDTH = 0.07
+RELEVANCE_MARGIN = 0.25
+"""A case is half on topic when this much more similar than the median candidate: templated
+tasks of other families sit near the median, paraphrases of the task well above it."""
+
+RELEVANCE_WIDTH = 0.05
 
 QUERY_KERNEL_MIDPOINT = 0.55
 """How close an earlier query must be for a case's outcome on it to count half for this one."""
@@ -61,8 +65,13 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def relevance(similarity: np.ndarray) -> np.ndarray:
-    """(N,) in (0, 1): how likely a case this similar is to be about the same task."""
-    return _sigmoid((np.asarray(similarity, dtype=np.float64) - RELEVANCE_MIDPOINT) / RELEVANCE_WIDTH)
+    """(N,) in (0, 1): how likely each candidate is to be about the query's task, judged against
+    the other candidates (most of which are not) and against an absolute floor."""
+    similarity = np.asarray(similarity, dtype=np.float64)
+    if not len(similarity):
+        return similarity
+    midpoint = max(RELEVANCE_FLOOR, float(np.median(similarity)) + RELEVANCE_MARGIN)
+    return _sigmoid((similarity - midpoint) / RELEVANCE_WIDTH)
 
 
 def prior_mean(similarity: np.ndarray, plan_works: np.ndarray | float = 0.5) -> np.ndarray:

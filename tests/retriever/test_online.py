@@ -1,4 +1,4 @@
-"""The background loop: never blocks, never runs twice at once, loses no impression."""
+"""The background loop: never blocks, one run at a time, loses no label, namespaces apart."""
 
 from __future__ import annotations
 
@@ -6,77 +6,106 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 
+from retriever import job
 from retriever.bank import InMemoryBank
-from retriever.data import as_training_set, held_out_mask
+from retriever.data import held_out_mask
 from retriever.online import OnlineTrainer
 from retriever.train import TrainConfig
 
 FillBank = Callable[..., None]
+CONFIG = TrainConfig(batch_size=128, epochs=60)
 
 
 def test_retrains_in_background_and_promotes(
-    bank: InMemoryBank, tmp_path: Path, fill_bank: FillBank, fast_config: TrainConfig
+    bank: InMemoryBank, tmp_path: Path, fill_bank: FillBank
 ) -> None:
-    trainer = OnlineTrainer(bank, tmp_path, retrain_every=100, train_config=fast_config)
-    fill_bank(bank, 100)
-    trainer.notify_labelled(99)
-    assert trainer.status()["training"] is False and trainer.status()["labels_waiting"] == 99
+    trainer = OnlineTrainer(bank, tmp_path, retrain_every=100, train_config=CONFIG)
+    fill_bank(bank, 300, n_cases=40)
+    trainer.notify_labelled("default", 99)
+    status = trainer.status("default")
+    assert not status["training"] and status["labels_notified"] == 99
+    assert status["labels_waiting"] == 1200  # no version has seen any label yet
     t0 = time.perf_counter()
-    trainer.notify_labelled(301)
+    trainer.notify_labelled("default", 1101)
     assert time.perf_counter() - t0 < 0.05  # the caller does not wait for training
     trainer.wait_idle(timeout=60)
-    status = trainer.status()
+    status = trainer.status("default")
     assert status["last_run"]["promoted"], status["last_run"]
-    assert status["scorer"] == status["active_version"] and status["fallback"] is None
-    assert status["active_metrics"]["auc"] > status["active_metrics"]["baseline_cosine_auc"]
+    assert status["model"] == status["active_version"] and status["fallback"] is None
+    assert status["value"] > status["incumbent_value"] and status["ci"][0] > 0
+    assert status["labels_waiting"] == 0 and status["versions"] == 1
+    assert trainer.status()["namespaces"]["default"]["model"] == status["model"]
 
 
-def test_training_while_impressions_arrive_loses_none(
-    bank: InMemoryBank, tmp_path: Path, fill_bank: FillBank, fast_config: TrainConfig
+def test_labels_arriving_during_training_are_all_kept(
+    bank: InMemoryBank, tmp_path: Path, fill_bank: FillBank, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    trainer = OnlineTrainer(bank, tmp_path, retrain_every=40, train_config=fast_config)
-    runs = []
-    original = trainer._run
+    trainer = OnlineTrainer(bank, tmp_path, retrain_every=40, keep_checkpoints=2,
+                            train_config=TrainConfig(batch_size=64, epochs=5))  # fmt: skip
+    running, overlap = [0], []
+    original = job.run
 
-    def counting_run() -> None:
-        runs.append(threading.active_count())
-        original()
+    def counting_run(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        running[0] += 1
+        overlap.append(running[0])
+        try:
+            return original(*args, **kwargs)
+        finally:
+            running[0] -= 1
 
-    trainer._run = counting_run  # type: ignore[method-assign]
+    monkeypatch.setattr(job, "run", counting_run)
     fill_bank(bank, 30, seed=0)
-    for seed in range(1, 8):  # 7 batches of 40 labels, each notified while a retrain may run
+    for seed in range(1, 8):  # 7 batches of 40 labels, each notified while a run may be going
         fill_bank(bank, 10, seed=seed)
-        trainer.notify_labelled(40)
+        trainer.notify_labelled("default", 40)
         assert sum(t.name == "memento-retrain" for t in threading.enumerate()) <= 1
     trainer.wait_idle(timeout=120)
-    assert bank.labelled_count() == (30 + 70) * 4
-    assert len(bank.training_set()) == 400
-    assert 1 <= len(runs) <= 7
-    assert trainer.status()["labels_waiting"] < 40  # every due retrain ran
+    assert bank.labelled_count("default") == (30 + 70) * 4
+    assert len(bank.training_set("default")) == 400
+    assert 1 <= len(overlap) <= 7 and max(overlap) == 1  # never two runs at once
+    assert trainer.status("default")["labels_notified"] < 40  # every due run ran
+    assert len([v for v in bank.retriever_versions("default") if not v["active"]]) <= 2
+
+
+def test_namespaces_learn_apart(bank: InMemoryBank, tmp_path: Path, fill_bank: FillBank) -> None:
+    trainer = OnlineTrainer(bank, tmp_path, retrain_every=10, train_config=CONFIG)
+    fill_bank(bank, 300, n_cases=40, namespace="a")
+    fill_bank(bank, 20, n_cases=10, namespace="b", seed=1)
+    trainer.notify_labelled("a", 1200)
+    trainer.wait_idle(timeout=60)
+    assert trainer.model("a") is not None and trainer.model("b") is None
+    assert {v["namespace"] for v in bank.retriever_versions()} == {"a"}
+    assert trainer.status("b")["labels_waiting"] == 80
+    trainer.notify_labelled("b", 80)
+    trainer.wait_idle(timeout=60)
+    assert trainer.model("a").version == trainer.status("a")["active_version"]  # type: ignore[union-attr]
+    assert all(v["metrics"]["n_labelled"] == 80 for v in bank.retriever_versions("b"))
 
 
 def test_crash_in_training_keeps_the_active_version(
-    bank: InMemoryBank, tmp_path: Path, fill_bank: FillBank, fast_config: TrainConfig
+    bank: InMemoryBank, tmp_path: Path, fill_bank: FillBank
 ) -> None:
-    trainer = OnlineTrainer(bank, tmp_path, retrain_every=1, train_config=fast_config)
-    fill_bank(bank, 100)
-    trainer.notify_labelled(1)
+    trainer = OnlineTrainer(bank, tmp_path, retrain_every=1, train_config=CONFIG)
+    fill_bank(bank, 300, n_cases=40)
+    trainer.notify_labelled("default", 1)
     trainer.wait_idle(timeout=60)
-    active = trainer.status()["active_version"]
+    active = trainer.status("default")["active_version"]
     assert active is not None
 
     def broken(namespace: str | None = None) -> None:
         raise RuntimeError("disk on fire")
 
-    bank.training_set = broken  # type: ignore[method-assign]
-    trainer.notify_labelled(1)
+    bank.training_set = broken  # type: ignore[method-assign, assignment]
+    trainer.notify_labelled("default", 1)
     trainer.wait_idle(timeout=60)
-    status = trainer.status()
+    status = trainer.status("default")
     assert "disk on fire" in status["last_run"]["reason"]
-    assert status["active_version"] == active and trainer.scorer() is not None
+    assert status["active_version"] == active and trainer.model("default") is not None
 
 
 def test_split_is_by_request() -> None:
@@ -87,13 +116,4 @@ def test_split_is_by_request() -> None:
     kept = {r for r, m in zip(rids, mask, strict=True) if not m}
     assert held and kept and not held & kept
     assert 0.1 < len(held) / len(set(rids)) < 0.3
-    assert np.array_equal(
-        mask, held_out_mask(list(reversed(rids)), 0.2)[::-1]
-    )  # stable, order-free
-
-
-def test_bank_training_set_is_adopted(bank: InMemoryBank, fill_bank: FillBank) -> None:
-    fill_bank(bank, 5)
-    data = as_training_set(bank.training_set())
-    assert data.query_vecs.shape == (20, bank.dim) and data.case_stats.shape == (20, 3)
-    assert data.take(np.array([True] * 4 + [False] * 16)).request_ids == [data.request_ids[0]] * 4
+    assert np.array_equal(mask, held_out_mask(list(reversed(rids)), 0.2)[::-1])  # order-free

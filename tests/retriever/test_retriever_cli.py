@@ -1,4 +1,7 @@
-"""`memento-mcp retriever ...` on a real SQLite bank (synthetic vectors: no encoder unless slow)."""
+"""`memento-mcp retriever ...` and the training subprocess on a real SQLite bank.
+
+Synthetic vectors, plans embedded beforehand: no encoder unless a test leaves plans to embed.
+"""
 
 from __future__ import annotations
 
@@ -9,42 +12,44 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from memento_mcp.casebank.store import CaseBank, Impression, NewCase
+from memento_mcp.casebank import CaseBank, Impression, NewCase
 from retriever.cli import app
+from retriever.online import OnlineTrainer
 
-ANCHOR = (
-    Path(__file__).resolve().parents[3]
-    / "shared"
-    / "anchors"
-    / "memento-data"
-    / "training_data.jsonl"
-)
+ANCHOR = Path(__file__).resolve().parents[3] / "shared" / "anchors" / "memento-data" / "training_data.jsonl"  # fmt: skip
 runner = CliRunner()
+DIM = 384
 
 
-def fill_sqlite_bank(path: Path, n_requests: int = 120, seed: int = 0) -> None:
-    """Cases whose first coordinate is positive help; each request shows 4 and labels all."""
+def fill_sqlite_bank(
+    path: Path, n_requests: int = 300, n_cases: int = 40, seed: int = 0, leave_unembedded: int = 0
+) -> CaseBank:
+    """On-topic cases whose plan decides the outcome (first coordinate > 0: 0.9, else 0.1);
+    each request shows 4 uniformly at random (propensity 0.1) and each shown case is labelled."""
     rng = np.random.default_rng(seed)
     bank = CaseBank(path)
-    vecs = rng.normal(size=(12, 384)).astype(np.float32)
-    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    topic = np.eye(DIM, dtype=np.float32)[1]
+
+    def on_topic(n: int) -> np.ndarray:
+        v = topic + 0.03 * rng.normal(size=(n, DIM)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    tasks, plans = on_topic(n_cases), rng.normal(size=(n_cases, DIM)).astype(np.float32)
+    plans /= np.linalg.norm(plans, axis=1, keepdims=True)
     ids = [
-        bank.add_case(NewCase("default", f"case {i}", "plan", reward=1.0), v)[0]
-        for i, v in enumerate(vecs)
+        bank.add_case(NewCase("default", f"task {i}", f"plan {i}", reward=1.0), v)[0]
+        for i, v in enumerate(tasks)
     ]
+    bank.add_plan_vectors(dict(zip(ids[leave_unembedded:], plans[leave_unembedded:], strict=True)))
     for r in range(n_requests):
-        q = rng.normal(size=384).astype(np.float32)
-        shown = rng.choice(12, size=4, replace=False)
+        shown = rng.choice(n_cases, size=4, replace=False)
         impressions = [
-            Impression(
-                ids[i], rank, 0.0, 0.0, 1.0, float(rng.random() < (0.9 if vecs[i, 0] > 0 else 0.1))
-            )
+            Impression(ids[i], rank, 0.0, 0.0, 4 / n_cases,
+                       float(rng.random() < (0.9 if plans[i, 0] > 0 else 0.1)))
             for rank, i in enumerate(shown, 1)
-        ]
-        bank.log_request(
-            f"r{r}", "default", f"query {r}", q / np.linalg.norm(q), "cosine", impressions
-        )
-    bank.close()
+        ]  # fmt: skip
+        bank.log_request(f"r{r}", "default", f"query {r}", on_topic(1)[0], "cosine", impressions)
+    return bank
 
 
 def invoke(home: Path, *args: str) -> tuple[int, str]:
@@ -53,37 +58,53 @@ def invoke(home: Path, *args: str) -> tuple[int, str]:
 
 
 def test_status_and_rollback_at_cold_start(tmp_path: Path) -> None:
-    code, out = invoke(tmp_path, "status", "--json")
+    code, out = invoke(tmp_path, "status", "--namespace", "default", "--json")
     assert code == 0, out
-    status = json.loads(out)
-    assert status["scorer"] == "cosine" and "no trained version" in status["fallback"]
+    status = json.loads(out)["default"]
+    assert status["model"] is None and "no promoted version" in status["fallback"]
     code, out = invoke(tmp_path, "rollback")
     assert code == 1 and "no active" in out
 
 
-def test_train_on_bank_promotes_then_rollback(tmp_path: Path) -> None:
-    fill_sqlite_bank(tmp_path / "memento.db")
+def test_train_on_bank_promotes_once_then_status(tmp_path: Path) -> None:
+    fill_sqlite_bank(tmp_path / "memento.db").close()
     code, out = invoke(tmp_path, "train", "--json")
     assert code == 0, out
     first = json.loads(out)
     assert first["promoted"], first["reason"]
-    assert first["auc"] > first["baseline_cosine_auc"]
-    code, out = invoke(tmp_path, "train", "--json")
+    assert first["value"] > first["incumbent_value"] and first["ci"][0] > 0
+    code, out = invoke(tmp_path, "train", "--namespace", "default", "--json")
     second = json.loads(out)
-    assert second["promoted"], second["reason"]  # same data, same seed: no worse
-    status = json.loads(invoke(tmp_path, "status", "--json")[1])
-    assert status["active_version"] == second["version"] and status["labelled"] == 480
-    assert status["labels_since_last_training"] == 0
-    assert len(status["versions"]) == 2
-    code, out = invoke(tmp_path, "rollback")
-    assert code == 0 and first["version"] in out
-    assert json.loads(invoke(tmp_path, "status", "--json")[1])["scorer"] == first["version"]
+    assert not second["promoted"], second["reason"]  # same data, same seed: not better
+    status = json.loads(invoke(tmp_path, "status", "--json")[1])["default"]
+    assert status["active_version"] == first["version"] and status["labelled"] == 1200
+    assert status["labels_waiting"] == 0 and status["versions"] == 2
+    assert status["last_run"]["version"] == second["version"]
+    code, out = invoke(tmp_path, "status")
+    assert code == 0 and "90% CI" in out and first["version"] in out
+    code, out = invoke(tmp_path, "rollback", "--namespace", "default")
+    assert code == 1 and "nothing to roll back" in out
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not ANCHOR.exists(), reason="Memento's training_data.jsonl is not laid beside the repo"
-)
+def test_online_training_runs_in_a_subprocess_and_embeds_plans(tmp_path: Path) -> None:
+    bank = fill_sqlite_bank(tmp_path / "memento.db", leave_unembedded=2)
+    assert len(bank.plans_to_embed()) == 2
+    trainer = OnlineTrainer(bank, tmp_path / "ckpt", retrain_every=100, keep_checkpoints=0)
+    trainer.notify_labelled("default", 1200)
+    trainer.wait_idle(timeout=300)
+    status = trainer.status("default")
+    last = status["last_run"]
+    assert last["promoted"] and last["plans_embedded"] == 2, last
+    assert bank.plans_to_embed() == []
+    assert status["model"] == last["version"]
+    files = sorted(p.suffix for p in (tmp_path / "ckpt").iterdir() if p.suffix != ".json")
+    assert files == [".npz", ".pt"]
+    bank.close()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not ANCHOR.exists(), reason="Memento's training_data.jsonl is not beside the repo")
 def test_eval_and_full_train_on_memento_pairs(tmp_path: Path) -> None:
     small = tmp_path / "pairs.jsonl"
     small.write_text("".join(ANCHOR.read_text().splitlines(keepends=True)[: 8 * 60]))
@@ -92,19 +113,8 @@ def test_eval_and_full_train_on_memento_pairs(tmp_path: Path) -> None:
     metrics = json.loads(out)
     assert {"auc", "baseline_cosine_auc", "n", "ndcg@4", "precision@4"} <= metrics.keys()
     assert metrics["n_ranking_requests"] == 0  # Memento labels whole queries
-    code, out = invoke(
-        tmp_path,
-        "train",
-        "--pairs",
-        str(small),
-        "--mode",
-        "full",
-        "--max-steps",
-        "2",
-        "--batch-size",
-        "4",
-        "--json",
-    )
+    code, out = invoke(tmp_path, "train", "--pairs", str(small), "--mode", "full",
+                       "--max-steps", "2", "--batch-size", "4", "--json")  # fmt: skip
     assert code == 0, out
     full = json.loads(out[out.index("{") :])
     assert full["mode"] == "full" and full["steps"] == 2 and Path(full["checkpoint"]).exists()
