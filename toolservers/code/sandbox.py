@@ -313,10 +313,10 @@ def _fresh_tmp(workspace: Path, config: SandboxConfig, drop: bool) -> Path:
     Made anew each run, so that a symlink the last run left in its place is not followed.
     """
     tmp = workspace / RUN_TMP
-    if tmp.is_symlink() or tmp.is_file():
+    if tmp.is_symlink() or (tmp.exists() and not tmp.is_dir()):
         tmp.unlink()
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(mode=0o700)
+    tmp.mkdir(mode=0o700, exist_ok=True)
     if drop:
         os.chown(tmp, config.uid, config.gid)
     return tmp
