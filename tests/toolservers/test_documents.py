@@ -7,13 +7,14 @@ import os
 import zipfile
 from pathlib import Path
 
+import docx
 import openpyxl
 import pptx
 import pytest
 from fastmcp import Client, FastMCP
 from fastmcp.exceptions import ToolError
 
-from toolservers import documents
+from toolservers import _convert, documents
 
 pytestmark = pytest.mark.anyio
 
@@ -71,6 +72,18 @@ def make_docx(path: Path, heading: str, paragraph: str) -> None:
         )
 
 
+def make_word_docx(path: Path) -> None:
+    """A Word file as python-docx writes it: styles, settings, theme and a table, like real ones."""
+    document = docx.Document()
+    document.add_heading("Budget Review", level=1)
+    document.add_paragraph("Travel is over plan by nine percent")
+    table = document.add_table(rows=2, cols=2)
+    for row, texts in zip(table.rows, [("owner", "due"), ("Ada", "Friday")], strict=True):
+        for cell, text in zip(row.cells, texts, strict=True):
+            cell.text = text
+    document.save(str(path))
+
+
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("docs")
@@ -78,6 +91,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         base / "report.pdf", ["Quarterly revenue grew", "Second page marker", "Third page marker"]
     )
     make_docx(base / "memo.docx", "Launch Plan", "Ship the beta on Tuesday")
+    make_word_docx(base / "word.docx")
     deck = pptx.Presentation()
     slide = deck.slides.add_slide(deck.slide_layouts[1])
     slide.shapes.title.text = "Roadmap Slide"
@@ -115,6 +129,7 @@ async def convert(server: FastMCP, **args: object) -> dict:
     [
         ("report.pdf", "Quarterly revenue grew"),
         ("memo.docx", "# Launch Plan"),
+        ("word.docx", "# Budget Review"),
         ("deck.pptx", "Milestone alpha"),
         ("cities.xlsx", "| Lyon | 522250 |"),
         ("page.html", "# Hello Page"),
@@ -127,6 +142,17 @@ async def test_converts_each_format(server: FastMCP, name: str, expected: str) -
     out = await convert(server, path=name)
     assert expected in out["text"], out["text"]
     assert out["format"] == documents.FORMATS[Path(name).suffix]
+
+
+def test_docx_converts_without_markitdown_preprocessing(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The path taken where BeautifulSoup drops XML prefixes (lxml 6.2.0), forced here so it is
+    # tested whichever lxml is installed.
+    monkeypatch.setattr(_convert, "bs4_keeps_xml_prefixes", lambda: False)
+    text, *_ = _convert.convert(str(root / "word.docx"), None, None, 10)
+    assert "# Budget Review" in text and "Travel is over plan by nine percent" in text
+    assert "| Ada | Friday |" in text
 
 
 async def test_long_output_pages_with_offset(server: FastMCP, root: Path) -> None:

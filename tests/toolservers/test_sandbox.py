@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import socket
+import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ LIMITS = Limits(
     wall_s=10,
     cpu_s=10,
     memory_bytes=768 << 20,
+    file_bytes=32 << 20,
     nproc=24,
     output_chars=4000,
     tmp_bytes=16 << 20,
@@ -30,10 +33,23 @@ LIMITS = Limits(
 
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[Client]:
-    server = build_server(SandboxConfig(limits=LIMITS), workspace_dir=tmp_path / "ws")
+    async with level_client(tmp_path / "ws", "auto") as c:
+        yield c
+
+
+@asynccontextmanager
+async def level_client(workspace: Path | None, level: str) -> AsyncIterator[Client]:
+    """A client of a code server at `level`; skips where code would run as root (unsafe).
+
+    `workspace=None` is the server's default, a new folder in /tmp: unlike one under pytest's
+    0700 tmp_path, the code's uid can reach it by path, as TMPDIR at level `none` needs.
+    """
+    config = SandboxConfig(isolation=level, limits=LIMITS)  # type: ignore[arg-type]
+    server = build_server(config, workspace_dir=workspace)
     async with Client(server) as c:
         info = (await c.call_tool("sandbox_info", {})).structured_content
-        if os.environ.get("TOOLSERVERS_TEST_REQUIRE_BWRAP") and info["level"] != "bwrap":
+        require_bwrap = os.environ.get("TOOLSERVERS_TEST_REQUIRE_BWRAP") and level == "auto"
+        if require_bwrap and info["level"] != "bwrap":
             pytest.fail(f"CI expects the bubblewrap sandbox, got {info['level']}: {info['note']}")
         if info["runs_as_root"]:
             pytest.skip(f"no safe isolation on this machine: {info['note']}")
@@ -138,15 +154,39 @@ async def test_fork_bomb_is_contained(client: Client) -> None:
     info = (await client.call_tool("sandbox_info", {})).structured_content
     if not info["nproc_enforced"]:
         pytest.skip("process-count limit cannot bite here; not running a fork bomb")
-    uid = info["drop_to_uid"] if info["drop_to_uid"] is not None else os.getuid()
-    before = _count(uid)
+    if info["processes"] != "pid namespace":
+        pytest.skip(f"{info['level']} cannot reap every process: {info['not_enforced']}")
+    name = _marker()
     code = (
-        "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
+        f"{NAME_SELF.format(name)}\n"
+        "while True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
     )
     out = await run(client, code, timeout_s=3)
     assert out["exit_code"] is None and out["killed_by"] is not None
-    assert _count(uid) <= before  # the whole PID namespace / process group went with it
+    assert _named(name) == []  # every fork is dead and reaped, not a zombie waiting for init
     await still_answers(client)
+
+
+@pytest.mark.parametrize("level", ["auto", "unshare", "none"])
+async def test_no_process_outlives_the_run(level: str) -> None:
+    # A daemon in the classic way (fork, setsid, fork): it leaves the run's process group.
+    name = _marker()
+    code = (
+        f"{NAME_SELF.format(name)}\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    if os.fork() == 0:\n"
+        "        time.sleep(300)\n"
+        "    os._exit(0)\n"
+        "os.wait()\nprint('parent done')\n"
+    )
+    async with level_client(None, level) as c:
+        info = (await c.call_tool("sandbox_info", {})).structured_content
+        if info["processes"] != "pid namespace":
+            pytest.skip(f"{info['level']} cannot reap every process: {info['not_enforced']}")
+        out = await run(c, code)
+        assert _named(name) == []
+        assert out["stdout"] == "parent done\n", out
 
 
 async def test_symlink_out_of_workspace_is_refused(client: Client, tmp_path: Path) -> None:
@@ -177,15 +217,27 @@ async def test_output_is_truncated(client: Client) -> None:
     assert out["truncated"] and len(out["stdout"]) < 5000
 
 
-def _count(uid: int) -> int:
-    return sum(1 for e in os.scandir("/proc") if e.name.isdigit() and _owner(e.path) == uid)
+# Names the process (its `comm`, which zombies keep too) so the test finds its own processes
+# among those of other runs of the same uid on this machine.
+NAME_SELF = "import ctypes, os, time\nctypes.CDLL(None).prctl(15, b'{}', 0, 0, 0)"
 
 
-def _owner(path: str) -> int | None:
-    try:
-        return os.stat(path).st_uid
-    except OSError:
-        return None
+def _marker() -> str:
+    return "tsb" + uuid.uuid4().hex[:12]  # at most 15 characters, the kernel's limit for comm
+
+
+def _named(name: str) -> list[str]:
+    """Host processes, alive or zombie, named `name`: pid and state of each."""
+    found = []
+    for entry in os.scandir("/proc"):
+        try:
+            with open(os.path.join(entry.path, "stat")) as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        if stat.split(" (", 1)[1].rsplit(") ", 1)[0] == name:
+            found.append(f"{entry.name} {stat.rsplit(') ', 1)[1].split()[0]}")
+    return found
 
 
 @pytest.mark.parametrize(("level", "network"), [("unshare", "none"), ("none", "host")])
@@ -195,6 +247,7 @@ async def test_fallback_level_is_reported(tmp_path: Path, level: str, network: s
     async with Client(server) as c:
         info = (await c.call_tool("sandbox_info", {})).structured_content
         assert info["level"] == level and info["network"] == network
+        assert info["not_enforced"] and info["tmp"] != "private tmpfs"
         resource = json.loads((await c.read_resource("sandbox://info"))[0].text)
         assert resource["level"] == level and resource["limits"]["nproc"] == LIMITS.nproc
         if info["runs_as_root"]:
@@ -217,9 +270,22 @@ async def test_disk_filling_is_stopped(client: Client) -> None:
     await client.call_tool("run_shell", {"command": "rm -f fill*.bin"})
     listing = (await client.call_tool("list_files", {})).structured_content["entries"]
     assert not [e for e in listing if e["path"].startswith("fill")]
-    tmp = await run(client, "open('/tmp/t', 'wb').write(b'x' * (64 << 20))")
-    assert "No space left" in tmp["stderr"] or "OSError" in tmp["stderr"], tmp
     await still_answers(client)
+
+
+@pytest.mark.parametrize("level", ["auto", "unshare", "none"])
+async def test_cannot_fill_host_tmp(level: str) -> None:
+    host_path = Path("/tmp") / _marker()
+    async with level_client(None, level) as c:
+        info = (await c.call_tool("sandbox_info", {})).structured_content
+        made = await run(c, "import tempfile\nprint(tempfile.mkstemp()[1])")
+        assert not Path(made["stdout"].strip()).exists()  # TMPDIR is the run's own, and gone
+        if info["tmp"] == "host":
+            pytest.skip(f"{info['level']}: {info['not_enforced']}")
+        out = await run(c, f"open({str(host_path)!r}, 'wb').write(b'x' * (64 << 20))")
+    # A full private tmpfs (bwrap) or the file size limit stops it, and the host never sees it.
+    assert "OSError" in out["stderr"], out
+    assert not host_path.exists()
 
 
 async def test_only_allowed_env_passes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

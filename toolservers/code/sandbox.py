@@ -1,17 +1,19 @@
-"""Run untrusted code in a contained child process: pick the isolation, build the argv, enforce limits.
+"""Run untrusted code in a contained child process: build the argv, enforce limits, clean up.
 
-Containment, strongest first (`detect()` picks the best that works on this machine):
+Containment, strongest first (`isolation.detect()` picks the best that works on this machine):
 
 * ``bwrap``: bubblewrap namespaces. Read-only /usr, /etc and the Python install; the workspace is
   the only writable host path (at /workspace); private /tmp, /proc and /dev; no network; its own
   PID namespace, so nothing outlives a run. When the server is root, the code runs as an
   unprivileged uid (setpriv), because the kernel exempts uid 0 from RLIMIT_NPROC.
-* ``unshare``: a network namespace only (`unshare --net`), plus the uid drop when possible.
-* ``none``: resource limits and a scrubbed environment only.
+* ``unshare``: network, PID and mount namespaces (util-linux `unshare`): no network, nothing
+  outlives a run, a private /proc, and /tmp is a per-run folder in the workspace; the rest of the
+  host filesystem is visible under unix permissions. Plus the uid drop when possible.
+* ``none``: resource limits and a scrubbed environment only; TMPDIR points into the workspace.
 
 Every level sets rlimits (CPU time, address space, file size, process count, open files), a wall
-timeout that kills the whole process group, caps captured output, and passes only an allow-list
-of environment variables. Code would run as root without bwrap only if TOOLSERVERS_CODE_ALLOW_ROOT
+timeout that kills the whole run, caps captured output, and passes only an allow-list of
+environment variables. Code would run as root without bwrap only if TOOLSERVERS_CODE_ALLOW_ROOT
 says so; otherwise the server refuses to run code and says why.
 """
 
@@ -25,30 +27,16 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
+from contextlib import suppress
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from toolservers.code.config import Level, Limits, SandboxConfig
 
 INSIDE_WORKSPACE = "/workspace"
+RUN_TMP = ".sandbox-tmp"  # per-run temp folder in the workspace, outside bwrap; gone after the run
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
-
-
-class Isolation(BaseModel):
-    """What containment is active: reported to clients by the `sandbox_info` tool."""
-
-    level: Level
-    drop_to_uid: int | None = Field(description="uid the code runs as, when the server drops root")
-    runs_as_root: bool = Field(description="true means the code would have root on the host")
-    nproc_enforced: bool = Field(
-        description="whether the process-count limit can bite (not for root)"
-    )
-    network: Literal["none", "host"]
-    filesystem: Literal["workspace-only", "host (unix permissions)"]
-    note: str
 
 
 class RunResult(BaseModel):
@@ -62,7 +50,7 @@ class RunResult(BaseModel):
     duration_s: float
 
 
-def _is_root() -> bool:
+def is_root() -> bool:
     return os.geteuid() == 0
 
 
@@ -78,13 +66,13 @@ def _python_dirs(python: str) -> list[str]:
     return sorted(d for d in dirs if not any(Path(d).is_relative_to(s) for s in _SYSTEM_DIRS))
 
 
-def clean_env(config: SandboxConfig, home: str) -> dict[str, str]:
+def clean_env(config: SandboxConfig, home: str, tmp: str) -> dict[str, str]:
     """The child's whole environment: fixed safe values plus names the operator allowed."""
     python_bin = str(Path(config.python).absolute().parent)
     env = {
         "PATH": f"{python_bin}:/usr/local/bin:/usr/bin:/bin",
         "HOME": home,
-        "TMPDIR": "/tmp",
+        "TMPDIR": tmp,
         "LANG": "C.UTF-8",
         "PYTHONUNBUFFERED": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
@@ -107,6 +95,9 @@ def _drop_privileges(config: SandboxConfig) -> list[str]:
     ]
 
 
+_SHED_CAPS = ["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--"]
+
+
 def build_command(
     inner: list[str], workspace: Path, level: Level, config: SandboxConfig, drop: bool
 ) -> list[str]:
@@ -114,12 +105,19 @@ def build_command(
     if level == "none":
         return (_drop_privileges(config) if drop else []) + inner
     if level == "unshare":
-        ns = (
-            ["unshare", "--net", "--"]
-            if _is_root()
-            else ["unshare", "--map-root-user", "--net", "--"]
-        )
-        return ns + (_drop_privileges(config) if drop else []) + inner
+        ns = ["unshare", "--net", "--pid", "--kill-child", "--mount-proc"]
+        if not is_root():
+            ns.insert(1, "--map-root-user")
+        # In the new mount namespace, while still privileged there: /tmp becomes the run's folder.
+        bind_tmp = [
+            "/bin/sh",
+            "-c",
+            'mount --bind "$0" /tmp && exec "$@"',
+            str(workspace / RUN_TMP),
+        ]
+        # Shed the namespace's capabilities, so the code cannot unmount /tmp again.
+        shed = _drop_privileges(config) if drop else [] if is_root() else _SHED_CAPS
+        return ns + ["--"] + bind_tmp + shed + inner
     argv = [
         "bwrap",
         "--die-with-parent",
@@ -130,7 +128,7 @@ def build_command(
         "--unshare-uts",
         "--unshare-cgroup-try",
     ]
-    if not _is_root():
+    if not is_root():
         argv.append("--unshare-user")
     for path in _SYSTEM_DIRS:
         if os.path.islink(path):
@@ -162,7 +160,7 @@ def build_command(
         INSIDE_WORKSPACE,
         "--clearenv",
     ]
-    for key, value in clean_env(config, INSIDE_WORKSPACE).items():
+    for key, value in clean_env(config, INSIDE_WORKSPACE, "/tmp").items():
         argv += ["--setenv", key, value]
     if drop:
         argv += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"] + _drop_privileges(config)
@@ -224,7 +222,10 @@ def execute(
     uid = config.uid if drop else os.getuid()
     nproc = limits.nproc + _processes_of(uid)
     argv = build_command(inner, workspace, level, config, drop)
-    env = clean_env(config, str(workspace)) if level != "bwrap" else {"PATH": "/usr/bin:/bin"}
+    env = {"PATH": "/usr/bin:/bin"}
+    if level != "bwrap":
+        tmp = _fresh_tmp(workspace, config, drop)  # mounted on /tmp at `unshare`
+        env = clean_env(config, str(workspace), "/tmp" if level == "unshare" else str(tmp))
     started = time.monotonic()
     proc = subprocess.Popen(
         argv,
@@ -253,7 +254,9 @@ def execute(
     except BrokenPipeError:
         pass
     killed_by = _watch(proc, workspace, limits)
-    _kill_group(proc)
+    _stop(proc, level)
+    if level != "bwrap":
+        shutil.rmtree(workspace / RUN_TMP, ignore_errors=True)
     for reader in readers:
         reader.join(timeout=2)
     code = proc.returncode
@@ -304,12 +307,53 @@ def _tree_size(root: Path) -> int:
     return total
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """Kill everything in the run's session; bwrap's PID namespace takes the rest with it."""
-    try:
+def _fresh_tmp(workspace: Path, config: SandboxConfig, drop: bool) -> Path:
+    """An empty per-run temp folder in the workspace, so temp files count against its limit.
+
+    Made anew each run, so that a symlink the last run left in its place is not followed.
+    """
+    tmp = workspace / RUN_TMP
+    if tmp.is_symlink() or (tmp.exists() and not tmp.is_dir()):
+        tmp.unlink()
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(mode=0o700, exist_ok=True)
+    if drop:
+        os.chown(tmp, config.uid, config.gid)
+    return tmp
+
+
+def _children(pid: int) -> list[int]:
+    """Pids whose parent is `pid`, read from /proc/*/stat (field 4, after the parenthesised name)."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(os.path.join(entry.path, "stat"), "rb") as handle:
+                    fields = handle.read().rsplit(b")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _stop(proc: subprocess.Popen[bytes], level: Level) -> None:
+    """Kill what is left of the run and reap it, so that nothing, not even a zombie, remains.
+
+    With a PID namespace, killing its first process (the child of unshare or bwrap) kills all
+    the others, and the kernel reaps them before that process's exit reaches its parent, which
+    we then reap. Killing unshare with them would orphan that first process to the host's init,
+    which reaps it when it gets round to it (issue 13 counted 23 such zombies after a fork bomb).
+    Without a namespace (`none`) the process group is all we can reach.
+    """
+    if level != "none" and proc.poll() is None:
+        for child in _children(proc.pid):
+            with suppress(ProcessLookupError, PermissionError):
+                os.kill(child, signal.SIGKILL)
+        with suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
+    with suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     proc.wait()
 
 
@@ -320,69 +364,3 @@ def _text(chunks: list[bytes], limit: int) -> tuple[str, bool]:
         return text, False
     note = "\n[... output truncated; write big results to a file and read it with read_file]"
     return text[:limit] + note, True
-
-
-def _probe(level: Level, config: SandboxConfig, drop: bool, scratch: Path) -> bool:
-    """Does a trivial Python run succeed at this level? Namespaces can be refused by the kernel."""
-    if level == "bwrap" and not shutil.which("bwrap"):
-        return False
-    if level == "unshare" and not shutil.which("unshare"):
-        return False
-    if drop and not shutil.which("setpriv"):
-        return False
-    probe = replace(config.limits, wall_s=20, output_chars=200)
-    result = execute(
-        [config.python, "-c", "print('ok')"], scratch, level, config, drop, limits=probe
-    )
-    return result.exit_code == 0 and result.stdout.strip() == "ok"
-
-
-def detect(config: SandboxConfig, scratch: Path) -> Isolation:
-    """Pick the strongest containment that works here (or the configured one) and describe it.
-
-    As root, each level is first tried with the drop to `config.uid`; a level where that fails
-    (e.g. the interpreter sits under root's 0700 home) is tried as root, which `execute` callers
-    refuse unless allowed.
-    """
-    if config in _DETECTED:
-        return _DETECTED[config]
-    levels: list[Level] = (
-        ["bwrap", "unshare", "none"] if config.isolation == "auto" else [config.isolation]
-    )
-    drops = [True, False] if _is_root() else [False]
-    found = next(
-        (
-            (level, drop)
-            for level in levels
-            for drop in drops
-            if _probe(level, config, drop, scratch)
-        ),
-        (levels[-1], False),
-    )
-    _DETECTED[config] = _describe(*found, config)
-    return _DETECTED[config]
-
-
-# Probing costs a few sandbox starts, so it happens once per configuration.
-_DETECTED: dict[SandboxConfig, Isolation] = {}
-
-
-def _describe(level: Level, drop: bool, config: SandboxConfig) -> Isolation:
-    as_root = _is_root() and not drop
-    notes = {
-        "bwrap": "bubblewrap: read-only system, writable workspace only, private /tmp, no network, own PID namespace.",
-        "unshare": "network namespace only; the host filesystem is visible under normal unix permissions. Install bubblewrap for full isolation.",
-        "none": "resource limits and a scrubbed environment only; no filesystem or network isolation. Install bubblewrap.",
-    }
-    note = notes[level]
-    if as_root:
-        note += " Code would run as root: refused unless TOOLSERVERS_CODE_ALLOW_ROOT=1."
-    return Isolation(
-        level=level,
-        drop_to_uid=config.uid if drop else None,
-        runs_as_root=as_root,
-        nproc_enforced=not _is_root() or drop,
-        network="host" if level == "none" else "none",
-        filesystem="workspace-only" if level == "bwrap" else "host (unix permissions)",
-        note=note,
-    )

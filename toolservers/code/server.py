@@ -18,7 +18,8 @@ from pydantic import Field
 
 from toolservers._common import TextWindow
 from toolservers.code.config import SandboxConfig
-from toolservers.code.sandbox import Isolation, RunResult, detect, execute
+from toolservers.code.isolation import Isolation, detect
+from toolservers.code.sandbox import RunResult, execute
 from toolservers.code.workspace import Entry, Listing, Workspace
 
 RelPath = Annotated[
