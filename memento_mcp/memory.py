@@ -32,7 +32,7 @@ from memento_mcp.retrieval.index import VectorIndex
 from memento_mcp.settings import Settings
 
 from retriever.contract import PriorModel
-from retriever.policy import Selection, contextual_evidence, prior_mean, select
+from retriever.policy import Selection, contextual_evidence, select
 
 if TYPE_CHECKING:
     from retriever.online import OnlineTrainer
@@ -212,7 +212,7 @@ class Memory:
         successes, trials = contextual_evidence(query_vec, [history.get(i) for i in ids])
         selection = select(
             closeness,
-            prior_mean(closeness, plan_works),
+            np.broadcast_to(plan_works, closeness.shape),
             successes,
             trials,
             k,

@@ -3,21 +3,20 @@
 Memento frames case selection as soft Q-learning, mu(c | s) ∝ exp(Q(s, c) / alpha). Here the
 same idea runs as a contextual bandit that learns from each outcome at once:
 
-- A case's chance of helping a query is a Beta posterior. Its prior mean is `prior_mean`: how
-  relevant the case is (`relevance`, from similarity: unrelated cases are unlikely to help) times
-  what a trained model predicts for its plan (0.5 without one). The prior is worth
-  `PRIOR_WEIGHT` outcomes.
+- A case's chance of helping a query is a Beta posterior. Its prior mean is what a trained
+  model predicts for the case's plan (0.5 without one), worth `PRIOR_WEIGHT` outcomes.
 - The evidence is the case's own outcomes (`contextual_evidence`), each weighted by its credit,
   by recency (retriever.contract) and by how close the query it was shown for is to this one: a
   case that works for its own task says little about a different task that shares its words.
-- score = posterior mean: the estimate of P(help) that retrieval reports and that abstention
-  compares with its threshold. It only rises with successes and only falls with failures. With
-  no outcomes the order is the similarity order.
+- score = relevance x posterior mean: the estimate of P(help) that retrieval reports and that
+  abstention compares with its threshold. `relevance` (from similarity, relative to the best
+  candidate) keeps unrelated cases out. The score only rises with successes and only falls with
+  failures; with no outcomes the order is the similarity order.
 - Exploring: each case with evidence draws its chance from its posterior instead of taking the
   mean (Thompson sampling); the top k of one draw are shown. A case that keeps failing is shown
-  ever more rarely, and once the close cases have failed, less similar ones (a paraphrase whose
-  prior is lower) get their turn. Propensities are each shown case's probability of being in the
-  top k, estimated from `PROPENSITY_DRAWS` further draws, so inclusion probabilities sum to k.
+  ever more rarely; an unrelated case cannot be promoted by a lucky draw, because relevance
+  multiplies the draw. Propensities are each shown case's probability of being in the top k,
+  estimated from `PROPENSITY_DRAWS` further draws, so inclusion probabilities sum to k.
 """
 
 from __future__ import annotations
@@ -31,13 +30,11 @@ from retriever.contract import recency_weights
 PRIOR_WEIGHT = 2.0
 """How many outcomes the prior mean is worth: Beta(1, 1) when the prior mean is 0.5."""
 
-RELEVANCE_FLOOR = 0.3
-"""Below this cosine similarity (MiniLM) a case is unlikely to be on topic: unrelated texts score
-0-0.3."""
+RELEVANCE_WINDOW = 0.3
+"""Candidates more than this much less similar than the best one count as off topic."""
 
-RELEVANCE_MARGIN = 0.25
-"""A case is half on topic when this much more similar than the median candidate: templated
-tasks of other families sit near the median, paraphrases of the task well above it."""
+RELEVANCE_FLOOR = 0.3
+"""Below this cosine similarity nothing counts as on topic (MiniLM: unrelated texts score 0-0.3)."""
 
 RELEVANCE_WIDTH = 0.05
 
@@ -65,18 +62,12 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def relevance(similarity: np.ndarray) -> np.ndarray:
-    """(N,) in (0, 1): how likely each candidate is to be about the query's task, judged against
-    the other candidates (most of which are not) and against an absolute floor."""
+    """(N,) in (0, 1): how on topic each candidate is, relative to the best one and absolutely."""
     similarity = np.asarray(similarity, dtype=np.float64)
     if not len(similarity):
         return similarity
-    midpoint = max(RELEVANCE_FLOOR, float(np.median(similarity)) + RELEVANCE_MARGIN)
-    return _sigmoid((similarity - midpoint) / RELEVANCE_WIDTH)
-
-
-def prior_mean(similarity: np.ndarray, plan_works: np.ndarray | float = 0.5) -> np.ndarray:
-    """P(help) before any outcome of the case: relevant, and its plan works."""
-    return relevance(similarity) * plan_works
+    cut = max(RELEVANCE_FLOOR, float(similarity.max()) - RELEVANCE_WINDOW)
+    return _sigmoid((similarity - cut) / RELEVANCE_WIDTH)
 
 
 def contextual_evidence(
@@ -118,8 +109,10 @@ def select(
     """Pick k of the N candidates; see the module docstring."""
     n = len(similarity)
     k = min(k, n)
+    rel = relevance(similarity)
     alpha, beta = posterior(prior, successes, trials)
-    scores = alpha / (alpha + beta)
+    mean = alpha / (alpha + beta)
+    scores = rel * mean
     # A hair of similarity breaks exact ties (equal posteriors) in favour of the closer case.
     tie = 1e-9 * similarity
     if not explore or not np.any(trials > 0):
@@ -129,8 +122,8 @@ def select(
         return Selection([int(i) for i in order], [1.0] * len(order), scores, inclusion)
 
     def draw(size: int) -> np.ndarray:  # (size, N) sampled scores
-        theta = np.where(trials > 0, rng.beta(alpha, beta, size=(size, n)), scores)
-        return theta + tie
+        theta = np.where(trials > 0, rng.beta(alpha, beta, size=(size, n)), mean)
+        return rel * theta + tie
 
     shown = np.argsort(-draw(1)[0], kind="stable")[:k]
     top = np.argpartition(-draw(PROPENSITY_DRAWS), k - 1, axis=1)[:, :k]  # (draws, k)
