@@ -6,9 +6,11 @@ answer is a policy's: had retrieval ranked with this model, would the cases it s
 helped more often? Logged requests answer it off-policy:
 
 - Each held-out request is re-ranked as retrieval would rank it with no evidence: its top
-  `DEPTH` candidates by cosine over the namespace's cases, ordered by relevance(similarity) x
-  prior (retriever.policy), the top k kept, k = the number of labelled cases in the request.
-  With no model the prior is 0.5 everywhere and the order is the similarity order.
+  `DEPTH` candidates by cosine over the namespace's cases, ranked by `policy.select` with the
+  model's P(plan works) as the prior and no evidence (deterministic), the top k kept, k = the
+  number of labelled cases in the request (with `used_case_ids` only the named cases are
+  labelled, so k may be below the number shown). With no model P(plan works) is 0.5 for every
+  case and the order is the similarity order.
 - SNIPS (self-normalised inverse propensity scoring) over the logged labelled impressions:
   value = sum(1[case in target top k] * credit * reward / propensity)
           / sum(1[case in target top k] * credit / propensity).
@@ -28,11 +30,12 @@ from typing import Any
 import numpy as np
 
 from retriever.contract import PriorModel, TrainingSet
-from retriever.policy import relevance
+from retriever.policy import select
 
 DEPTH = 50  # candidates re-ranked per request, as retrieval does
 BOOTSTRAP = 200
 LEVEL = 0.90
+_NO_DRAWS = np.random.default_rng(0)  # select() draws nothing when it does not explore
 
 
 def requests(data: TrainingSet) -> list[np.ndarray]:
@@ -54,9 +57,12 @@ def in_top_k(
     q = data.query_vecs[rows[0]]
     similarity = tasks @ q  # (C,)
     cand = np.argsort(-similarity, kind="stable")[:DEPTH]
-    prior = 0.5 if model is None else model.predict(q, tasks[cand], plans[cand])
-    score = relevance(similarity[cand]) * prior + 1e-9 * similarity[cand]  # ties: the closer
-    top = ids[cand[np.argsort(-score, kind="stable")[: len(rows)]]]
+    plan_works = np.full(len(cand), 0.5) if model is None else model.predict(
+        q, tasks[cand], plans[cand]
+    )
+    nothing = np.zeros(len(cand))  # the policy with no evidence: what the prior alone decides
+    chosen = select(similarity[cand], plan_works, nothing, nothing, len(rows), False, _NO_DRAWS)
+    top = ids[cand[chosen.order]]
     return np.isin(data.case_ids[rows], top)
 
 
