@@ -106,8 +106,9 @@ def compare(
         "diff_se": None,
         "ci": None,
         "n_requests": len(groups),
-        # how much of the logged evidence the candidate's choices keep: low means a guess
-        "coverage": float(cand_den.sum() / max(inc_den.sum(), 1e-12)),
+        # the share of requests where the policy would show a logged case: the estimate's base
+        "support": float((cand_den > 0).mean()) if groups else 0.0,
+        "incumbent_support": float((inc_den > 0).mean()) if groups else 0.0,
     }
     if value is None or incumbent_value is None:
         out |= {"promote": False, "gate": "no logged outcome where the policies would show"}
