@@ -6,6 +6,8 @@ Synthetic vectors, plans embedded beforehand: no encoder unless a test leaves pl
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,6 @@ from typer.testing import CliRunner
 
 from memento_mcp.casebank import CaseBank, Impression, NewCase
 from retriever.cli import app
-from retriever.online import OnlineTrainer
 
 ANCHOR = Path(__file__).resolve().parents[3] / "shared" / "anchors" / "memento-data" / "training_data.jsonl"  # fmt: skip
 runner = CliRunner()
@@ -86,18 +87,35 @@ def test_train_on_bank_promotes_once_then_status(tmp_path: Path) -> None:
     assert code == 1 and "nothing to roll back" in out
 
 
+SERVER = """
+import json, sys
+from memento_mcp.casebank import CaseBank
+from retriever.online import OnlineTrainer
+bank = CaseBank(sys.argv[1])
+trainer = OnlineTrainer(bank, sys.argv[2], retrain_every=100, keep_checkpoints=0)
+trainer.notify_labelled("default", 1200)
+trainer.wait_idle(timeout=300)
+model = trainer.model("default")
+print(json.dumps({"status": trainer.status("default"), "torch": "torch" in sys.modules,
+                  "model": model.version if model else None}, default=str))
+"""
+
+
 @pytest.mark.slow
 def test_online_training_runs_in_a_subprocess_and_embeds_plans(tmp_path: Path) -> None:
+    """A server process (here a fresh interpreter) trains, promotes and serves, never loading torch."""
     bank = fill_sqlite_bank(tmp_path / "memento.db", leave_unembedded=2)
     assert len(bank.plans_to_embed()) == 2
-    trainer = OnlineTrainer(bank, tmp_path / "ckpt", retrain_every=100, keep_checkpoints=0)
-    trainer.notify_labelled("default", 1200)
-    trainer.wait_idle(timeout=300)
-    status = trainer.status("default")
-    last = status["last_run"]
+    server = subprocess.run(
+        [sys.executable, "-c", SERVER, str(tmp_path / "memento.db"), str(tmp_path / "ckpt")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert server.returncode == 0, server.stderr
+    out = json.loads(server.stdout.strip().splitlines()[-1])
+    last = out["status"]["last_run"]
     assert last["promoted"] and last["plans_embedded"] == 2, last
+    assert out["model"] == last["version"] and not out["torch"]
     assert bank.plans_to_embed() == []
-    assert status["model"] == last["version"]
     files = sorted(p.suffix for p in (tmp_path / "ckpt").iterdir() if p.suffix != ".json")
     assert files == [".npz", ".pt"]
     bank.close()
