@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from retriever.bank import InMemoryBank
 from retriever.contract import TrainingSet
@@ -30,7 +31,7 @@ class FixedPrior:
 def test_snips_matches_a_known_policy_value() -> None:
     """Uniform logging of k=2 of 6 equally similar cases; the target shows its 2 favourites."""
     rng = np.random.default_rng(0)
-    n_cases, k, n_requests = 6, 2, 20_000
+    n_cases, k, n_requests = 6, 2, 8_000
     p_help = np.array([0.9, 0.2, 0.6, 0.1, 0.4, 0.7])
     prior = np.array([0.1, 0.2, 0.9, 0.3, 0.4, 0.8])  # favours cases 2 and 5
     truth = p_help[[2, 5]].mean()  # the target's exact value: 0.65
@@ -55,10 +56,10 @@ def test_snips_matches_a_known_policy_value() -> None:
     )
     num, den = snips_terms(data, requests(data), vectors, FixedPrior(prior))
     estimate = snips(num, den)
-    assert estimate is not None and abs(estimate - truth) < 0.01
+    assert estimate is not None and abs(estimate - truth) < 0.02  # about 3 standard errors
     # The similarity order (no prior) breaks the all-equal tie by case order: cases 0 and 1.
     num, den = snips_terms(data, requests(data), vectors, None)
-    assert abs(snips(num, den) - p_help[[0, 1]].mean()) < 0.01  # type: ignore[operator]
+    assert abs(snips(num, den) - p_help[[0, 1]].mean()) < 0.02  # type: ignore[operator]
 
     # On 1,000 requests the difference (0.65 - 0.55) is inside the interval, which excludes 0.
     result = compare(FixedPrior(prior), None, data.take(np.arange(2000)), vectors)
@@ -68,14 +69,21 @@ def test_snips_matches_a_known_policy_value() -> None:
     assert not backwards["promote"] and backwards["ci"][1] < 0
 
 
+@pytest.mark.parametrize(
+    ("seed", "config"),
+    [(0, TrainConfig()), (6, TrainConfig()), (0, TrainConfig(l2=0.0, epochs=100, lr=3e-3))],
+    ids=["defaults", "defaults-closest-call", "overfitting"],
+)
 def test_a_model_trained_on_noise_is_not_promoted(
-    bank: InMemoryBank, tmp_path: Path, fill_bank: FillBank
+    bank: InMemoryBank, tmp_path: Path, fill_bank: FillBank, seed: int, config: TrainConfig
 ) -> None:
-    fill_bank(bank, 300, n_cases=40, signal=False)
-    result = retrain(bank, "default", tmp_path, train_config=CONFIG)
+    """Rewards independent of the case: whatever the head makes of them, similarity keeps serving.
+
+    Seed 6 is the closest call of 10 seeds with the defaults (gain +0.007, interval [0, +0.03])."""
+    fill_bank(bank, 300, n_cases=40, signal=False, seed=seed)
+    result = retrain(bank, "default", tmp_path, train_config=config)
     assert result["version"] is not None and not result["promoted"], result["reason"]
-    lo, hi = result["metrics"]["ci"]
-    assert lo <= 0 <= hi
+    assert result["metrics"]["ci"][0] <= 0 or result["metrics"]["diff"] < 0.02
     assert bank.active_retriever("default") is None
 
 
