@@ -12,8 +12,52 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from learning_curve import TOPICS, entity
 from similar_bad_tasks import TASKS
+
+TOPICS = [
+    ("the population of the city", "city"),
+    ("the author of the novel", "novel"),
+    ("the height of the mountain", "mountain"),
+    ("the founding year of the company", "company"),
+    ("the capital of the province", "province"),
+    ("the currency used in the republic of", "republic"),
+    ("the release year of the film", "film"),
+    ("the boiling point of the compound", "compound"),
+    ("the head coach of the football club", "club"),
+    ("the area of the lake", "lake"),
+    ("the architect of the cathedral", "cathedral"),
+    ("the discoverer of the asteroid", "asteroid"),
+    ("the chief executive of the bank", "bank"),
+    ("the length of the river", "river"),
+    ("the composer of the opera", "opera"),
+    ("the orbital period of the moon", "moon"),
+    ("the official language of the island", "island"),
+    ("the opening year of the bridge", "bridge"),
+    ("the record label of the band", "band"),
+    ("the top speed of the locomotive", "locomotive"),
+]
+SYLLABLES = [
+    "ar",
+    "len",
+    "bri",
+    "sk",
+    "tor",
+    "va",
+    "mel",
+    "quin",
+    "dor",
+    "sa",
+    "pel",
+    "ith",
+    "ron",
+    "cal",
+    "ve",
+    "mo",
+]
+
+
+def entity(rng: random.Random) -> str:
+    return "".join(rng.choice(SYLLABLES) for _ in range(3)).capitalize()
 
 GOOD, BAD, OFF_TOPIC = 0.85, 0.25, 0.05
 """Hidden chances: the family's good plan, its other plans, a case from another family."""
