@@ -96,7 +96,7 @@ def retrain(
     value = compare(
         HeadModel(head_arrays(model), version), incumbent, test, bank.namespace_vectors(namespace)
     )
-    metrics |= {f"ope_{k}" if k == "n_requests" else k: v for k, v in value.items()}
+    metrics |= value  # its n_requests is evaluate's: the same held-out requests
     metrics |= {
         "incumbent": incumbent_name,
         "data_hash": data_hash(data),
