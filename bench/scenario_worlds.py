@@ -91,7 +91,14 @@ GOOD_KIND = [
     "Use a search engine to find the {noun}, open two different reliable pages, and reconcile them.",
     "Verify the {noun} in two separate authoritative sources and report the value they both give.",
 ]
-BAD_OPENERS = ["Answer", "Reply", "Respond", "Give the answer", "State the fact", "Write down the value"]
+BAD_OPENERS = [
+    "Answer",
+    "Reply",
+    "Respond",
+    "Give the answer",
+    "State the fact",
+    "Write down the value",
+]
 BAD_CORES = [
     "straight from memory about the {noun}.",
     "about the {noun} from what you already know, without looking anything up.",
@@ -175,11 +182,15 @@ def families(rng: random.Random, n: int, namespace: str | None = None) -> list[C
     return cases
 
 
-def family_steps(rng: random.Random, n: int, steps: int, namespaces: list[str | None]) -> list[Step]:
+def family_steps(
+    rng: random.Random, n: int, steps: int, namespaces: list[str | None]
+) -> list[Step]:
     out = []
     for t in range(steps):
         f = rng.randrange(n)
-        out.append(Step(f"What is {TOPICS[f][0]} {entity(rng)}?", f, namespaces[t % len(namespaces)]))
+        out.append(
+            Step(f"What is {TOPICS[f][0]} {entity(rng)}?", f, namespaces[t % len(namespaces)])
+        )
     return out
 
 
@@ -244,7 +255,9 @@ def generalisation(rng: random.Random, steps: int, n: int = 10, taught: int = 6)
         plans = [(GOOD_KIND[f].format(noun=noun), "good")]
         plans += [(f"{o} {c.format(noun=noun)}", "bad") for o, c in bad_wordings[3 * f : 3 * f + 3]]
         rng.shuffle(plans)
-        cases += [Case(f, f"What is {topic} {entity(rng)}?", plan, kind=kind) for plan, kind in plans]
+        cases += [
+            Case(f, f"What is {topic} {entity(rng)}?", plan, kind=kind) for plan, kind in plans
+        ]
     train = steps * 3 // 4
     stream = []
     for t in range(steps):

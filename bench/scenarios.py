@@ -32,7 +32,8 @@ The simulation (read this before quoting the numbers):
   `ratio` = expected / the oracle's expected over the same outcomes (issue 9's target: >= 0.90).
   `gain30` = mean hidden chance over outcomes 21-30 minus over outcomes 1-10; `vs_cos30` = mean
   hidden chance over outcomes 1-30 minus cosine's on the same seed ("a visible improvement within
-  30 outcomes" shows as either being > 0). `on_topic` = share of shown cases from the query's own
+  30 outcomes" shows as either being > 0; in similar_bad, outcomes 1-30 ask each task once, so
+  there only what one task's outcome teaches about the others can show). `on_topic` = share of shown cases from the query's own
   family (and namespace); `cos_top` = share of requests whose top case is the most similar one
   shown. Scenario notes: drift `after30` = ratio over the 30 outcomes after the change;
   generalisation `good_kind` = share of the last 100 (families 7-10) whose top case has a plan of
@@ -54,6 +55,7 @@ import json
 import multiprocessing
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -62,7 +64,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from scenario_worlds import BUILDERS, World, build, query_variants  # noqa: E402
+from scenario_worlds import BUILDERS, World, build, query_variants
 
 OUT = Path(__file__).parent / "out"
 SERVER_POLICIES = ("learned", "cosine")
@@ -95,8 +97,13 @@ def run_job(job: tuple[str, str, int, float]) -> dict[str, Any]:
         steps = asyncio.run(serve_world(world, policy, u))
     else:
         steps = simulate(world, policy, u, random.Random(f"{policy}-{seed}"))
-    return {"scenario": scenario, "policy": policy, "seed": seed, "seconds": time.perf_counter() - t0,
-            "steps": steps}
+    return {
+        "scenario": scenario,
+        "policy": policy,
+        "seed": seed,
+        "seconds": time.perf_counter() - t0,
+        "steps": steps,
+    }
 
 
 def simulate(world: World, policy: str, u: list[float], rng: random.Random) -> list[dict[str, Any]]:
@@ -109,8 +116,14 @@ def simulate(world: World, policy: str, u: list[float], rng: random.Random) -> l
     return out
 
 
-def step_record(world: World, t: int, u: float, followed: int | None, shown: list[int],
-                cos_top: bool | None = None) -> dict[str, Any]:
+def step_record(
+    world: World,
+    t: int,
+    u: float,
+    followed: int | None,
+    shown: list[int],
+    cos_top: bool | None = None,
+) -> dict[str, Any]:
     chance = world.no_case if followed is None else world.p(followed, t)
     return {
         "chance": chance,
@@ -163,6 +176,7 @@ async def serve_world(world: World, policy: str, u: list[float]) -> list[dict[st
             settle(opened)
     finally:
         server_mod.open_memory = original
+        shutil.rmtree(home, ignore_errors=True)
     return out
 
 
@@ -178,12 +192,15 @@ async def store_cases(client: Any, world: World) -> dict[int, int]:
     return ids
 
 
-async def one_step(client: Any, world: World, t: int, u: float, ids: dict[int, int]) -> dict[str, Any]:
+async def one_step(
+    client: Any, world: World, t: int, u: float, ids: dict[int, int]
+) -> dict[str, Any]:
     step = world.steps[t]
     ns = {"namespace": step.namespace} if step.namespace else {}
-    res = (await client.call_tool("retrieve_cases", {"query": step.query, "k": world.k, **ns}))
+    res = await client.call_tool("retrieve_cases", {"query": step.query, "k": world.k, **ns})
     res = res.structured_content
-    hits = sorted(res.get("positive", []) + res.get("negative", []), key=lambda h: h["rank"])
+    hits = res.get("cases") or res.get("positive", []) + res.get("negative", [])
+    hits = sorted(hits, key=lambda h: h["rank"])
     abstain = bool(res.get("abstain")) or not hits
     shown = [ids[h["case_id"]] for h in hits]
     followed = None if abstain else shown[0]
@@ -199,9 +216,11 @@ async def one_step(client: Any, world: World, t: int, u: float, ids: dict[int, i
 def settle(opened: list[Any]) -> None:
     """Let a background retrain finish before its bank closes (duck-typed: servers differ)."""
     for memory in opened:
-        trainer = getattr(getattr(memory, "scorers", None), "trainer", None)
-        if hasattr(trainer, "wait_idle"):
-            trainer.wait_idle(timeout=120)
+        for holder in ("scorers", "learner"):  # before and after issue 9
+            # Only a trainer already made (a cached_property): don't create one to wait on it.
+            trainer = getattr(getattr(memory, holder, None), "__dict__", {}).get("trainer")
+            if hasattr(trainer, "wait_idle"):
+                trainer.wait_idle(timeout=120)
 
 
 # -- numbers -----------------------------------------------------------------------------------
@@ -239,9 +258,14 @@ def metrics(run: dict[str, Any], world: World, window: int) -> dict[str, Any]:
     return m
 
 
+def last_window(scale: float) -> int:
+    """The last 100 outcomes at --steps 1; scaled with it, never under 10."""
+    return min(100, max(10, round(100 * scale)))
+
+
 def summarise(runs: list[dict[str, Any]], scale: float) -> dict[str, dict[str, dict[str, Any]]]:
     """scenario → policy → metric → {median, min, per_seed}; vs_cos30 pairs seeds with cosine."""
-    window = min(100, max(10, round(100 * scale)))
+    window = last_window(scale)
     by: dict[str, dict[str, dict[int, dict[str, Any]]]] = {}
     for run in runs:
         world = build(run["scenario"], run["seed"], scale)
@@ -270,14 +294,25 @@ def summarise(runs: list[dict[str, Any]], scale: float) -> dict[str, dict[str, d
 NOTES = ("after30", "good_kind", "a", "b")
 
 
-def table(summary: dict[str, dict[str, dict[str, Any]]], seeds: int) -> str:
+def table(summary: dict[str, dict[str, dict[str, Any]]], seeds: int, window: int) -> str:
     def cell(m: dict[str, Any], name: str, fmt: str = ".2f") -> str:
         if name not in m:
             return ""
         return f"{m[name]['median']:{fmt}} ({m[name]['min']:{fmt}})"
 
-    head = ["scenario", "policy", "reward", "expected", "oracle", "ratio", "gain30", "vs_cos30",
-            "on_topic", "cos_top", "notes"]
+    head = [
+        "scenario",
+        "policy",
+        "reward",
+        "expected",
+        "oracle",
+        "ratio",
+        "gain30",
+        "vs_cos30",
+        "on_topic",
+        "cos_top",
+        "notes",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for scenario, policies in summary.items():
         for policy in POLICIES:
@@ -288,12 +323,23 @@ def table(summary: dict[str, dict[str, dict[str, Any]]], seeds: int) -> str:
             if m["abstain"]["median"] or m["abstain"]["min"]:
                 notes.append(f"abstain {cell(m, 'abstain', '.0f')}")
             server = policy in SERVER_POLICIES
-            row = [scenario, policy, cell(m, "reward"), cell(m, "expected"), f"{m['oracle']['median']:.2f}",
-                   cell(m, "ratio"), cell(m, "gain30"), cell(m, "vs_cos30") if policy != "cosine" else "",
-                   cell(m, "on_topic") if server else "", cell(m, "cos_top") if server else "",
-                   "; ".join(notes)]
+            row = [
+                scenario,
+                policy,
+                cell(m, "reward"),
+                cell(m, "expected"),
+                f"{m['oracle']['median']:.2f}",
+                cell(m, "ratio"),
+                cell(m, "gain30"),
+                cell(m, "vs_cos30") if policy != "cosine" else "",
+                cell(m, "on_topic") if server else "",
+                cell(m, "cos_top") if server else "",
+                "; ".join(notes),
+            ]
             lines.append("| " + " | ".join(row) + " |")
-    lines.append(f"\nMedian over {seeds} seeds (worst seed in brackets); last 100 outcomes unless noted.")
+    lines.append(
+        f"\nMedian over {seeds} seeds (worst seed in brackets); last {window} outcomes unless noted."
+    )
     return "\n".join(lines)
 
 
@@ -316,13 +362,20 @@ def plot(runs: list[dict[str, Any]], scale: float, path: Path, window: int = 25)
             n = min(len(s) for s in mine)
             per_step = [mean([s[t]["chance"] for s in mine]) for t in range(n)]
             avg = [mean(per_step[max(0, t - window + 1) : t + 1]) for t in range(n)]
-            ax.plot(avg, label=policy, lw=2 if policy == "learned" else 1, zorder=3 if policy == "learned" else 2)
+            ax.plot(
+                avg,
+                label=policy,
+                lw=2 if policy == "learned" else 1,
+                zorder=3 if policy == "learned" else 2,
+            )
         world = build(scenario, 0, scale)
-        split = world.drift_at or next((t for t, s in enumerate(world.steps) if s.phase == "test"), None)
+        split = world.drift_at or next(
+            (t for t, s in enumerate(world.steps) if s.phase == "test"), None
+        )
         if split:
             ax.axvline(split, color="grey", lw=0.6, ls=":")
         ax.set(title=scenario, xlabel="outcomes", ylim=(0, 1))
-    for ax in list(axes.flat)[len(scenarios):]:
+    for ax in list(axes.flat)[len(scenarios) :]:
         ax.axis("off")
     axes.flat[0].set_ylabel(f"expected reward, moving avg of {window}")
     axes.flat[0].legend(fontsize=8)
@@ -336,8 +389,9 @@ def plot(runs: list[dict[str, Any]], scale: float, path: Path, window: int = 25)
 
 def similarity_check() -> dict[str, float]:
     """similar_bad only makes sense if the near-duplicate is the most similar case to every query."""
-    from memento_mcp.retrieval.encoder import shared_encoder
     from similar_bad_tasks import TASKS
+
+    from memento_mcp.retrieval.encoder import shared_encoder
 
     encoder = shared_encoder()
     near_sims, para_sims, margins = [], [], []
@@ -348,51 +402,84 @@ def similarity_check() -> dict[str, float]:
         near_sims += near_sim.tolist()
         para_sims += para_sim.tolist()
         margins += (near_sim - para_sim).tolist()
-    check = {"near_min": min(near_sims), "near_max": max(near_sims), "para_min": min(para_sims),
-             "para_max": max(para_sims), "margin_min": min(margins)}
-    print(f"similar_bad: cos(query, near-duplicate) {check['near_min']:.2f}-{check['near_max']:.2f},"
-          f" cos(query, paraphrase) {check['para_min']:.2f}-{check['para_max']:.2f},"
-          f" smallest margin {check['margin_min']:.3f} (must be > 0)")
+    check = {
+        "near_min": min(near_sims),
+        "near_max": max(near_sims),
+        "para_min": min(para_sims),
+        "para_max": max(para_sims),
+        "margin_min": min(margins),
+    }
+    print(
+        f"similar_bad: cos(query, near-duplicate) {check['near_min']:.2f}-{check['near_max']:.2f},"
+        f" cos(query, paraphrase) {check['para_min']:.2f}-{check['para_max']:.2f},"
+        f" smallest margin {check['margin_min']:.3f} (must be > 0)"
+    )
     if check["margin_min"] <= 0:
-        raise SystemExit("a paraphrase is more similar to a query than its near-duplicate: fix the tasks")
+        raise SystemExit(
+            "a paraphrase is more similar to a query than its near-duplicate: fix the tasks"
+        )
     return check
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--scenarios", default="all", help=f"comma-separated from {', '.join(BUILDERS)}")
+    parser.add_argument(
+        "--scenarios", default="all", help=f"comma-separated from {', '.join(BUILDERS)}"
+    )
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--steps", type=float, default=1.0, help="scale the outcomes per scenario")
-    parser.add_argument("--workers", type=int, default=2, help="processes running seeds and policies")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="processes running seeds and policies"
+    )
+    parser.add_argument(
+        "--policies", default=",".join(POLICIES), help="e.g. learned,oracle to iterate faster"
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
+    policies = args.policies.split(",")
+    if set(policies) - set(POLICIES):
+        parser.error(f"--policies: choose from {', '.join(POLICIES)}")
     names = list(BUILDERS) if args.scenarios == "all" else args.scenarios.split(",")
     unknown = set(names) - set(BUILDERS)
     if unknown:
         parser.error(f"unknown scenarios {sorted(unknown)}; choose from {', '.join(BUILDERS)}")
 
     check = similarity_check() if "similar_bad" in names else None
-    jobs = [(n, p, s, args.steps) for n in names for s in range(args.seeds) for p in POLICIES]
+    jobs = [(n, p, s, args.steps) for n in names for s in range(args.seeds) for p in policies]
     t0 = time.perf_counter()
     runs = []
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(args.workers, initializer=init_worker) as pool:
         for run in pool.imap_unordered(run_job, jobs):
             runs.append(run)
-            print(f"[{time.perf_counter() - t0:6.0f}s] {run['scenario']:>14} {run['policy']:>7}"
-                  f" seed {run['seed']}: {run['seconds']:.0f}s", flush=True)
+            print(
+                f"[{time.perf_counter() - t0:6.0f}s] {run['scenario']:>14} {run['policy']:>7}"
+                f" seed {run['seed']}: {run['seconds']:.0f}s",
+                flush=True,
+            )
     runs.sort(key=lambda r: (names.index(r["scenario"]), POLICIES.index(r["policy"]), r["seed"]))
     summary = summarise(runs, args.steps)
-    markdown = table(summary, args.seeds)
+    markdown = table(summary, args.seeds, last_window(args.steps))
     print(markdown)
     args.out.mkdir(parents=True, exist_ok=True)
     plot(runs, args.steps, args.out / "scenarios.png")
-    (args.out / "scenarios.json").write_text(json.dumps({
-        "args": {**vars(args), "out": str(args.out)}, "similarity_check": check,
-        "seconds": time.perf_counter() - t0, "summary": summary, "table": markdown, "runs": runs,
-    }))
-    print(f"wrote {args.out / 'scenarios.json'} and {args.out / 'scenarios.png'}"
-          f" in {time.perf_counter() - t0:.0f}s")
+    (args.out / "scenarios.json").write_text(
+        json.dumps(
+            {
+                "args": {**vars(args), "out": str(args.out)},
+                "similarity_check": check,
+                "seconds": time.perf_counter() - t0,
+                "loadavg_at_end": os.getloadavg(),
+                "summary": summary,
+                "table": markdown,
+                "runs": runs,
+            }
+        )
+    )
+    print(
+        f"wrote {args.out / 'scenarios.json'} and {args.out / 'scenarios.png'}"
+        f" in {time.perf_counter() - t0:.0f}s"
+    )
 
 
 if __name__ == "__main__":
