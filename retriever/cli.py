@@ -128,24 +128,27 @@ def train(
 
 
 def _train_bank(settings: Any, namespace: str, config: Any, as_json: bool) -> None:
-    """One run of retriever.job in this process, with a progress bar while plans are embedded."""
+    """One run of retriever.job in this process: a progress bar while plans are embedded."""
     from rich.console import Console
     from rich.progress import Progress
 
     from memento_mcp.retrieval.encoder import shared_encoder
-    from retriever.job import run
+    from retriever.job import embed_plans, run
 
     bank = _bank(settings)
-    with Progress(transient=True, console=Console(stderr=True)) as bar:
+    console = Console(stderr=True)
+    with Progress(transient=True, console=console) as bar:
         task = bar.add_task("embedding plans", total=None)
-        result = run(
-            bank, namespace, settings.checkpoint_dir, settings.keep_checkpoints,
-            encode=shared_encoder().encode,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-            train_config=config,
-        )  # fmt: skip
+        embedded = embed_plans(
+            bank,
+            shared_encoder().encode,
+            lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    with console.status(f"training the prior of {namespace!r}"):
+        result = run(bank, namespace, settings.checkpoint_dir, settings.keep_checkpoints,
+                     train_config=config)  # fmt: skip
     metrics = result.pop("metrics")
-    _print(result | metrics, as_json)
+    _print(result | {"plans_embedded": embedded} | metrics, as_json)
 
 
 @app.command("eval")
