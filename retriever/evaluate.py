@@ -40,17 +40,6 @@ def auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
-def auc_standard_error(value: float, labels: np.ndarray) -> float:
-    """Hanley & McNeil (1982): the sampling error of an AUC measured on these labels."""
-    n_pos = int((labels >= POSITIVE).sum())
-    n_neg = len(labels) - n_pos
-    q1, q2 = value / (2 - value), 2 * value**2 / (1 + value)
-    var = (
-        value * (1 - value) + (n_pos - 1) * (q1 - value**2) + (n_neg - 1) * (q2 - value**2)
-    ) / max(1, n_pos * n_neg)
-    return float(np.sqrt(max(var, 0.0)))
-
-
 def ranking_metrics(
     request_ids: list[str], rewards: np.ndarray, scores: np.ndarray, k: int = K
 ) -> dict[str, Any]:

@@ -30,11 +30,3 @@ def test_ranking_metrics_skip_uniform_requests() -> None:
     worst = ranking_metrics(rids, rewards, -perfect, k=1)
     assert worst["ndcg@1"] == 0.0
     assert ranking_metrics(rids[:4], rewards[:4], perfect[:4])["ndcg@4"] is None
-
-
-def test_auc_standard_error_shrinks_with_data() -> None:
-    from retriever.evaluate import auc_standard_error
-
-    small = auc_standard_error(0.7, np.array([1.0] * 5 + [0.0] * 20))
-    large = auc_standard_error(0.7, np.array([1.0] * 50 + [0.0] * 200))
-    assert 0.05 < small < 0.2 and large < small / 2
