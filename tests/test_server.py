@@ -55,7 +55,7 @@ async def test_retrieve_ranks_similar_cases_and_splits_positive_from_negative(cl
     assert all(hit["reward"] >= 0.5 for hit in result["positive"])
     assert all(hit["reward"] < 0.5 for hit in result["negative"])
     assert all(0 <= hit["score"] <= 1 for hit in ranked)
-    assert result["scorer"] == "cosine" and len(ranked) == 3 and result["request_id"]
+    assert result["scorer"] == "evidence" and len(ranked) == 3 and result["request_id"]
 
 
 async def test_outcome_with_request_id_labels_the_shown_cases_and_stores_a_case(

@@ -73,7 +73,7 @@ def index(memory: Memory, filters: Filters) -> dict[str, Any]:
         "cases": cases,
         "total": total,
         "pages": max(1, math.ceil(total / PAGE_SIZE)),
-        "active": next((v for v in versions if v["active"]), None),
+        "serving": [v for v in versions if v["active"]],
         "versions": versions[::-1][:10],
         "outcomes_chart": charts.outcomes_per_day(memory.bank.outcomes_by_day(namespace)),
         "curve_chart": charts.learning_curve(memory.bank.reward_curve(namespace)),

@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memento_mcp.casebank import CaseBank, NewCase, store
+from memento_mcp.casebank import CaseBank, NewCase
+from memento_mcp.casebank import cases as case_writes
+from memento_mcp.casebank import feedback as outcome_writes
 
 QUIET = {
     "FASTMCP_SHOW_SERVER_BANNER": "false",
@@ -64,13 +66,13 @@ def seed_bank(home: Path, cases: list[NewCase], days_ago: list[float] | None = N
     """
     rng = np.random.default_rng(0)
     bank = CaseBank(home / "memento.db")
-    real_now = store.now
+    real_now = case_writes.now
     try:
         ids = []
         for i, case in enumerate(cases):
             if days_ago is not None:
                 stamp = datetime.now(UTC) - timedelta(days=days_ago[i])
-                store.now = lambda stamp=stamp: stamp.isoformat(timespec="milliseconds")
+                case_writes.now = outcome_writes.now = lambda stamp=stamp: stamp.isoformat(timespec="milliseconds")
             vector = rng.normal(size=384).astype(np.float32)
             vector /= np.linalg.norm(vector)
             if case.reward is None:
@@ -82,7 +84,7 @@ def seed_bank(home: Path, cases: list[NewCase], days_ago: list[float] | None = N
             ids.append(case_id)
         return ids
     finally:
-        store.now = real_now
+        case_writes.now = outcome_writes.now = real_now
         bank.close()
 
 

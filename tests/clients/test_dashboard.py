@@ -67,7 +67,12 @@ def make_home(tmp_path: Path, seed: Callable[..., list[int]]) -> Path:
     seed(home, CASES, days_ago=[3, 2, 2, 0, 0])
     bank = CaseBank(home / "memento.db")
     bank.add_retriever_version("q-0001", "/ckpt/1", {"auc": 0.7012})
-    bank.add_retriever_version("q-0002", "/ckpt/2", {"auc": 0.8123, "ndcg@4": 0.66})
+    bank.add_retriever_version(
+        "q-0002",
+        "/ckpt/2",
+        {"auc": 0.8123, "value": 0.7421, "incumbent_value": 0.5, "ci": [0.11, 0.36]},
+        namespace="default",
+    )
     bank.activate_retriever("q-0002")
     bank.close()
     return home
@@ -168,11 +173,12 @@ def test_unknown_case_is_404(page: TestClient) -> None:
     assert page.get("/dashboard/cases/999").status_code == 404
 
 
-def test_retriever_panel_shows_the_active_version_and_its_metrics(page: TestClient) -> None:
+def test_retriever_panel_shows_what_serves_and_its_policy_value(page: TestClient) -> None:
     html = page.get("/").text
-    retriever = html[html.index('id="retriever"') :]
-    assert "q-0002" in retriever[:800] and "0.812" in retriever and "ndcg@4" in retriever
-    assert "cosine" in retriever[:600]  # memory.stats().scorer: no learned scorer loaded here
+    retriever = html[html.index('id="retriever"') : html.index("Retriever versions")]
+    assert "learned" in retriever and "q-0002" in retriever
+    assert "policy value 0.742 vs 0.500" in retriever and "[0.110, 0.360]" in retriever
+    assert "0.812" in html  # the versions table keeps the other metrics
 
 
 def test_charts_are_inline_svg(page: TestClient) -> None:
