@@ -28,6 +28,7 @@ helped more often? Logged requests answer it off-policy:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -42,45 +43,67 @@ MIN_GAIN = 0.02  # in reward: a smaller estimated gain is not worth changing wha
 _NO_DRAWS = np.random.default_rng(0)  # select() draws nothing when it does not explore
 
 
-def requests(data: TrainingSet) -> list[np.ndarray]:
-    """Row indices of each request, in order of first appearance."""
+@dataclass
+class Requests:
+    """Logged requests, each with the candidates retrieval would have ranked for it."""
+
+    rows: list[np.ndarray]  # each request's rows in the TrainingSet
+    candidates: list[np.ndarray]  # (<= DEPTH,) indices into the namespace's vectors
+    similarity: list[np.ndarray]  # their cosine similarity to the request's query
+
+
+def logged_requests(
+    data: TrainingSet, vectors: tuple[np.ndarray, np.ndarray, np.ndarray], batch: int = 256
+) -> Requests:
+    """Group rows by request and fetch each request's top-DEPTH candidates by cosine."""
     groups: dict[str, list[int]] = {}
     for i, rid in enumerate(data.request_ids):
         groups.setdefault(rid, []).append(i)
-    return [np.array(rows) for rows in groups.values()]
+    rows = [np.array(r) for r in groups.values()]
+    tasks = vectors[1]
+    queries = data.query_vecs[[r[0] for r in rows]] if rows else data.query_vecs[:0]
+    candidates, similarity = [], []
+    for start in range(0, len(rows), batch):
+        sims = queries[start : start + batch] @ tasks.T  # (B, C)
+        if tasks.shape[0] > DEPTH:
+            top = np.argpartition(-sims, DEPTH, axis=1)[:, :DEPTH]  # order is select's business
+        else:
+            top = np.broadcast_to(np.arange(tasks.shape[0]), sims.shape)
+        candidates.extend(top)
+        similarity.extend(np.take_along_axis(sims, top, axis=1))
+    return Requests(rows, candidates, similarity)
 
 
 def in_top_k(
     data: TrainingSet,
-    rows: np.ndarray,
+    logged: Requests,
+    r: int,
     vectors: tuple[np.ndarray, np.ndarray, np.ndarray],
     model: PriorModel | None,
 ) -> np.ndarray:
-    """(len(rows),) bool: which of a request's logged cases the target policy would show."""
+    """(rows of request r,) bool: which of its logged cases the target policy would show."""
     ids, tasks, plans = vectors
+    rows, cand, similarity = logged.rows[r], logged.candidates[r], logged.similarity[r]
     q = data.query_vecs[rows[0]]
-    similarity = tasks @ q  # (C,)
-    cand = np.argsort(-similarity, kind="stable")[:DEPTH]
     plan_works = np.full(len(cand), 0.5) if model is None else model.predict(
         q, tasks[cand], plans[cand]
     )
     nothing = np.zeros(len(cand))  # the policy with no evidence: what the prior alone decides
-    chosen = select(similarity[cand], plan_works, nothing, nothing, len(rows), False, _NO_DRAWS)
-    top = ids[cand[chosen.order]]
-    return np.isin(data.case_ids[rows], top)
+    chosen = select(similarity, plan_works, nothing, nothing, len(rows), False, _NO_DRAWS)
+    return np.isin(data.case_ids[rows], ids[cand[chosen.order]])
 
 
 def snips_terms(
     data: TrainingSet,
-    groups: list[np.ndarray],
+    logged: Requests,
     vectors: tuple[np.ndarray, np.ndarray, np.ndarray],
     model: PriorModel | None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per request (numerator, denominator) of the SNIPS estimate: (R,), (R,)."""
     weight = data.credits.astype(np.float64) / data.propensities.astype(np.float64)
-    num, den = np.zeros(len(groups)), np.zeros(len(groups))
-    for r, rows in enumerate(groups):
-        w = weight[rows] * in_top_k(data, rows, vectors, model)
+    num, den = np.zeros(len(logged.rows)), np.zeros(len(logged.rows))
+    for r, rows in enumerate(logged.rows):
+        w = weight[rows] * in_top_k(data, logged, r, vectors, model)
         num[r], den[r] = (w * data.rewards[rows]).sum(), w.sum()
     return num, den
 
@@ -99,9 +122,10 @@ def compare(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Both policies' values on `data` (held-out requests), their difference, and the gate."""
-    groups = requests(data)
-    cand_num, cand_den = snips_terms(data, groups, vectors, candidate)
-    inc_num, inc_den = snips_terms(data, groups, vectors, incumbent)
+    logged = logged_requests(data, vectors)
+    groups = logged.rows
+    cand_num, cand_den = snips_terms(data, logged, vectors, candidate)
+    inc_num, inc_den = snips_terms(data, logged, vectors, incumbent)
     value, incumbent_value = snips(cand_num, cand_den), snips(inc_num, inc_den)
     out: dict[str, Any] = {
         "value": value,

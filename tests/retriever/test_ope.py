@@ -11,7 +11,7 @@ import pytest
 from retriever.bank import InMemoryBank
 from retriever.contract import TrainingSet
 from retriever.job import retrain
-from retriever.ope import compare, requests, snips, snips_terms
+from retriever.ope import compare, logged_requests, snips, snips_terms
 from retriever.train import TrainConfig
 
 FillBank = Callable[..., None]
@@ -54,11 +54,11 @@ def test_snips_matches_a_known_policy_value() -> None:
         credits=np.ones(n, np.float32),
         propensities=np.full(n, k / n_cases, np.float32),
     )
-    num, den = snips_terms(data, requests(data), vectors, FixedPrior(prior))
+    num, den = snips_terms(data, logged_requests(data, vectors), vectors, FixedPrior(prior))
     estimate = snips(num, den)
     assert estimate is not None and abs(estimate - truth) < 0.02  # about 3 standard errors
     # The similarity order (no prior) breaks the all-equal tie by case order: cases 0 and 1.
-    num, den = snips_terms(data, requests(data), vectors, None)
+    num, den = snips_terms(data, logged_requests(data, vectors), vectors, None)
     assert abs(snips(num, den) - p_help[[0, 1]].mean()) < 0.02  # type: ignore[operator]
 
     # On 1,000 requests the difference (0.65 - 0.55) is inside the interval, which excludes 0.
