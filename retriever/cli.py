@@ -187,8 +187,11 @@ def status(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Per namespace: the version serving, its policy value against the incumbent with the 90 %
-    interval, labels not yet trained on, the last run, and how many checkpoints were pruned."""
+    """What serves each namespace, its policy value, labels waiting and the last run.
+
+    The value is the off-policy estimate against the incumbent with its 90 % interval; pruned
+    counts the old inactive checkpoints deleted so far.
+    """
     from retriever.online import OnlineTrainer
 
     settings = _settings()
