@@ -18,8 +18,8 @@ What it does (read this before quoting the numbers):
   coin-flip reward (a record turns into a retrieve while none is pending). Each call has a 30 s
   timeout; a timeout or a tool error counts as an error and the client goes on.
 - Reported per run: throughput (completed calls/s), p50 and p99 latency per tool as the client saw
-  it, errors, the server's CPU seconds, and its RSS (VmRSS of the server and its children, from
-  /proc) right after the run and after `--idle` seconds idle. RSS is also taken before the first
+  it, errors, the server's CPU seconds, and its RSS (VmRSS of the server process, from /proc;
+  training runs in a subprocess, reported beside it) right after the run and after `--idle` seconds idle. RSS is also taken before the first
   run (after the warm-up), and the retriever's checkpoint directory is measured at the end. The
   1-minute load average after each run says how busy the machine was with other work.
 - The clients share the machine with the server (2 cores here), so absolute numbers are this
@@ -97,8 +97,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def rss_mb(pid: int) -> float:
-    """VmRSS of a process and all its descendants, in MB."""
+def rss_mb(pid: int, descendants: bool = False) -> float:
+    """VmRSS of a process (and, asked, all its descendants: training subprocesses), in MB."""
     total, todo = 0, [pid]
     while todo:
         p = todo.pop()
@@ -106,6 +106,8 @@ def rss_mb(pid: int) -> float:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1])
+            if not descendants:
+                break
             for task in Path(f"/proc/{p}/task").iterdir():
                 todo += [int(c) for c in (task / "children").read_text().split()]
         except (FileNotFoundError, ProcessLookupError):
@@ -255,12 +257,14 @@ async def run_mode(
             run["server_cpu_s"] = cpu_seconds(proc.pid) - cpu0
             run["loadavg_1min"] = os.getloadavg()[0]  # others' work on this machine shows here
             run["rss_after_mb"] = rss_mb(proc.pid)
+            run["rss_with_training_mb"] = rss_mb(proc.pid, descendants=True)
             await asyncio.sleep(args.idle)
             run["rss_idle_mb"] = rss_mb(proc.pid)
             result["runs"].append(run)
             print(
                 f"[{mode}] run {i + 1}: {run['throughput']:.1f} req/s,"
-                f" RSS {run['rss_after_mb']:.0f} -> {run['rss_idle_mb']:.0f} MB idle,"
+                f" RSS {run['rss_after_mb']:.0f} -> {run['rss_idle_mb']:.0f} MB idle"
+                f" ({run['rss_with_training_mb']:.0f} MB with a training subprocess, if one ran),"
                 f" load average {run['loadavg_1min']:.1f}",
                 flush=True,
             )

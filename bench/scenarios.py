@@ -220,7 +220,7 @@ def settle(opened: list[Any]) -> None:
             # Only a trainer already made (a cached_property): don't create one to wait on it.
             trainer = getattr(getattr(memory, holder, None), "__dict__", {}).get("trainer")
             if hasattr(trainer, "wait_idle"):
-                trainer.wait_idle(timeout=120)
+                trainer.wait_idle(timeout=900)
 
 
 # -- numbers -----------------------------------------------------------------------------------
