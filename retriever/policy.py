@@ -50,6 +50,12 @@ QUERY_KERNEL_MIDPOINT = 0.55
 
 QUERY_KERNEL_WIDTH = 0.05
 
+SHARPNESS = 2.0
+"""Thompson draws come from the posterior with its evidence counted this many times over (its
+variance divided by about as much). Recency keeps each case's evidence short (see
+contract.EVIDENCE_HALF_LIFE), so that the mean follows change quickly; sharper draws stop that
+short memory from turning into endless exploration of cases already known to be worse."""
+
 PROPENSITY_DRAWS = 256
 
 
@@ -133,7 +139,9 @@ def select(
         return Selection([int(i) for i in order], [1.0] * len(order), scores, inclusion)
 
     def draw(size: int) -> np.ndarray:  # (size, N) sampled scores
-        theta = np.where(trials > 0, rng.beta(alpha, beta, size=(size, n)), mean)
+        theta = np.where(
+            trials > 0, rng.beta(SHARPNESS * alpha, SHARPNESS * beta, size=(size, n)), mean
+        )
         return rel * theta + tie
 
     shown = np.argsort(-draw(1)[0], kind="stable")[:k]
