@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import resource
+import shlex
 import shutil
 import signal
 import subprocess
@@ -98,6 +99,24 @@ def _drop_privileges(config: SandboxConfig) -> list[str]:
 _SHED_CAPS = ["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--"]
 
 
+def _tmp_mount_script(run_tmp: Path, python: str) -> str:
+    """Shell run in unshare's new mount namespace, while still privileged there: /tmp becomes
+    the run's folder in the workspace, then execs the rest of the argv.
+
+    An interpreter or venv under /tmp (a clone or scratch venv there) would vanish under the new
+    /tmp, so each is first bound, read-only, at the same place inside the run's folder, and the
+    folder is then bound recursively (bwrap's argv does the same after its tmpfs).
+    """
+    steps = []
+    for path in _python_dirs(python):
+        if Path(path).is_relative_to("/tmp"):
+            inside = shlex.quote(str(run_tmp / Path(path).relative_to("/tmp")))
+            steps.append(f"mkdir -p {inside} && mount --bind {shlex.quote(path)} {inside}")
+            steps.append(f"mount -o remount,bind,ro {inside}")
+    steps.append(f"mount --rbind {shlex.quote(str(run_tmp))} /tmp")
+    return " && ".join(steps) + ' && exec "$@"'
+
+
 def build_command(
     inner: list[str], workspace: Path, level: Level, config: SandboxConfig, drop: bool
 ) -> list[str]:
@@ -108,13 +127,7 @@ def build_command(
         ns = ["unshare", "--net", "--pid", "--kill-child", "--mount-proc"]
         if not is_root():
             ns.insert(1, "--map-root-user")
-        # In the new mount namespace, while still privileged there: /tmp becomes the run's folder.
-        bind_tmp = [
-            "/bin/sh",
-            "-c",
-            'mount --bind "$0" /tmp && exec "$@"',
-            str(workspace / RUN_TMP),
-        ]
+        bind_tmp = ["/bin/sh", "-c", _tmp_mount_script(workspace / RUN_TMP, config.python), "sh"]
         # Shed the namespace's capabilities, so the code cannot unmount /tmp again.
         shed = _drop_privileges(config) if drop else [] if is_root() else _SHED_CAPS
         return ns + ["--"] + bind_tmp + shed + inner
