@@ -40,13 +40,15 @@ def credit_shares(shown: list[int], used: list[int] | None) -> dict[int, float]:
     """How much of one outcome each shown case (in rank order) gets.
 
     Named cases (`used_case_ids`) each get a whole observation: the agent says it followed them.
-    Without names the cases share one observation in proportion to 1/rank³, since an agent reads
-    the first case first and mostly follows it (k=4: 0.83, 0.10, 0.03, 0.01); the shares sum to
-    1 so that a k=4 answer teaches no more than a k=1 answer does.
+    Without names the cases share one observation in proportion to 1/rank⁴, since an agent reads
+    the first case first and mostly follows it (k=4: 0.92, 0.06, 0.01, 0.004); the shares sum to
+    1 so that a k=4 answer teaches no more than a k=1 answer does. Larger shares for the lower
+    ranks let the top case's successes leak to cases nobody followed, which then win a draw and
+    fail (bench/scenarios.py k4_unused: 0.78 of the oracle with 1/rank³, 0.89 with 1/rank⁴).
     """
     if used is not None:
         return {case_id: 1.0 for case_id in shown if case_id in used}
-    weights = [1.0 / rank**3 for rank in range(1, len(shown) + 1)]
+    weights = [1.0 / rank**4 for rank in range(1, len(shown) + 1)]
     total = sum(weights)
     return {case_id: w / total for case_id, w in zip(shown, weights, strict=True)}
 
