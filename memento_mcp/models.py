@@ -94,6 +94,11 @@ class BankStats(BaseModel):
     labelled_impressions: int
     namespaces: list[NamespaceStats]
     scorer: str
+    index: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per namespace: searched exactly or through the ANN index, and whether the"
+        " index file is being rebuilt (answers stay exact meanwhile)",
+    )
 
 
 def plan_text(plan: str | dict[str, Any] | list[Any]) -> str:

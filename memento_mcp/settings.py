@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     temperature: float = Field(
         0.0, ge=0.0, description="Softmax exploration over Q (mu ∝ exp(Q/T)); 0 ranks greedily"
     )
+    ann_min_cases: int = Field(
+        20_000, ge=1, description="Namespaces this big are searched through an HNSW index file"
+    )
     retrain_every: int = Field(50, ge=1, description="Retrain the Q head after this many new labels")
     max_field_bytes: int = Field(65536, ge=1024, description="Largest accepted text field")
 

@@ -1,0 +1,122 @@
+"""What the vector index reads from the bank: embeddings by id range and namespace, and a log of
+deleted cases, so that an index (in this process or in another sharing the file) follows every
+write without rereading the bank (issue 10).
+
+The deletion log is a table filled by a trigger on `cases`, so it also sees deletes made by any
+other process or version; it is created on first use (idempotent DDL) rather than by a schema
+migration, because it belongs to the index and an older bank simply gains it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from memento_mcp.casebank.store import CaseBank
+
+CHUNK = 50_000
+"""Rows per read: bounds the Python objects alive at once while a million vectors load."""
+
+
+@dataclass
+class BankState:
+    """Where the bank stands: its highest case id and deletion-log position."""
+
+    max_id: int
+    deletion_seq: int
+
+
+def ensure_deletion_log(bank: CaseBank) -> None:
+    with bank._write() as db:
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS case_deletions ("
+            " seq INTEGER PRIMARY KEY AUTOINCREMENT, case_id INTEGER NOT NULL,"
+            " namespace TEXT NOT NULL)"
+        )
+        db.execute(
+            "CREATE TRIGGER IF NOT EXISTS case_deletions_log AFTER DELETE ON cases BEGIN"
+            " INSERT INTO case_deletions (case_id, namespace) VALUES (old.id, old.namespace);"
+            " END"
+        )
+
+
+def state(bank: CaseBank) -> BankState:
+    # The AUTOINCREMENT high-water mark, not max(id): deleting the newest case must not move it.
+    row = bank._query(
+        "SELECT (SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'cases'),"
+        " (SELECT coalesce(max(seq), 0) FROM case_deletions)"
+    )[0]
+    return BankState(int(row[0]), int(row[1]))
+
+
+def namespace_counts(bank: CaseBank) -> dict[str, int]:
+    return {row[0]: int(row[1]) for row in bank._query(
+        "SELECT namespace, count(*) FROM cases GROUP BY namespace"
+    )}
+
+
+def vectors(
+    bank: CaseBank, after_id: int, upto_id: int, namespace: str | None = None
+) -> Iterator[tuple[np.ndarray, list[str], np.ndarray]]:
+    """(ids, namespaces, (n, dims) vectors) of cases with after_id < id <= upto_id, in chunks."""
+    last = after_id
+    where = "" if namespace is None else " AND cases.namespace = ?"
+    while True:
+        params: list[object] = [last, upto_id]
+        if namespace is not None:
+            params.append(namespace)
+        rows = bank._query(
+            "SELECT cases.id, cases.namespace, embeddings.vector FROM cases"
+            " JOIN embeddings ON embeddings.case_id = cases.id"
+            f" WHERE cases.id > ? AND cases.id <= ?{where} ORDER BY cases.id LIMIT {CHUNK}",
+            params,
+        )
+        if not rows:
+            return
+        ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+        flat = np.frombuffer(b"".join(row[2] for row in rows), dtype=np.float32)
+        yield ids, [row[1] for row in rows], flat.reshape(len(rows), -1)
+        last = int(ids[-1])
+        if len(rows) < CHUNK:
+            return
+
+
+def deletions(
+    bank: CaseBank, after_seq: int, upto_seq: int, namespace: str | None = None
+) -> list[tuple[int, str]]:
+    """(case_id, namespace) of the cases deleted with after_seq < seq <= upto_seq."""
+    where = "" if namespace is None else " AND namespace = ?"
+    params: list[object] = [after_seq, upto_seq] + ([] if namespace is None else [namespace])
+    rows = bank._query(
+        f"SELECT case_id, namespace FROM case_deletions WHERE seq > ? AND seq <= ?{where}"
+        " ORDER BY seq",
+        params,
+    )
+    return [(int(row[0]), row[1]) for row in rows]
+
+
+def read_snapshot(bank: CaseBank) -> _ReadTransaction:
+    """A read transaction: every read inside sees the bank at one moment (WAL snapshot)."""
+    return _ReadTransaction(bank)
+
+
+class _ReadTransaction:
+    def __init__(self, bank: CaseBank) -> None:
+        self.bank = bank
+
+    def __enter__(self) -> None:
+        self.bank._lock.acquire()
+        if not self.bank.db.conn.in_transaction:
+            self.bank.db.execute("BEGIN")
+            self.opened = True
+        else:
+            self.opened = False
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self.opened:
+                self.bank.db.execute("COMMIT")
+        finally:
+            self.bank._lock.release()
