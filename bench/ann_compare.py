@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as memento_mcp sets it; before numpy loads
+
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -7,7 +7,14 @@ pay only for what they touch (issue 10).
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING, Any
+
+# One BLAS thread: the vectors we multiply are small, and OpenBLAS's idle threads contend with
+# ONNX Runtime's on a 2-core machine (a 20k-case matrix-vector product right after a query
+# encoding took 29 ms with threads, 2 ms with one). Must be set before numpy loads; an explicit
+# setting wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 if TYPE_CHECKING:
     from memento_mcp.casebank import CaseBank

@@ -189,7 +189,7 @@ class VectorIndex:
             for namespace, count in bankvectors.namespace_counts(self.bank).items():
                 space = self._space(namespace)
                 snap = snaps.get(ann.digest_of(namespace))
-                if snap is not None and snap.namespace == namespace:
+                if snap is not None and snap.namespace == namespace and count >= self.ann_min_cases:
                     self._open_snapshot(space, snap, state, count)
                 if space.ann is None:
                     for ids, _, vectors in bankvectors.vectors(self.bank, 0, state.max_id, namespace):
