@@ -47,3 +47,15 @@ def test_help_lists_every_command_without_loading_the_bank() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_usearch_and_onnxruntime_load_in_either_order() -> None:
+    """usearch's extension loaded before onnxruntime's crashes the process; ann.py guards it."""
+    code = (
+        "from memento_mcp.retrieval import ann\n"
+        "ann.new_index(384)\n"
+        "from memento_mcp.retrieval.encoder import Encoder\n"
+        "print(Encoder().encode_one('ok').shape)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "(384,)"

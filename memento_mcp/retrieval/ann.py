@@ -57,13 +57,21 @@ class Snapshot:
     count: int
 
 
+def usearch_index() -> Any:
+    """usearch's Index class. onnxruntime is loaded first: importing it after usearch's
+    extension crashes the process (segfault; usearch 2.26, onnxruntime 1.32, Linux x86-64)."""
+    import onnxruntime  # noqa: F401
+    from usearch.index import Index
+
+    return Index
+
+
 def digest_of(namespace: str) -> str:
     return hashlib.sha256(namespace.encode()).hexdigest()[:16]
 
 
 def new_index(dims: int) -> Any:
-    from usearch.index import Index
-
+    Index = usearch_index()
     return Index(
         ndim=dims, metric="ip", dtype="f16", connectivity=CONNECTIVITY,
         expansion_add=EXPANSION_ADD, expansion_search=EXPANSION_SEARCH,
@@ -130,8 +138,7 @@ class IndexDir:
 
     def open(self, snap: Snapshot) -> Any:
         """Memory-map a snapshot after checking it; CorruptIndex if it fails a check."""
-        from usearch.index import Index
-
+        Index = usearch_index()
         try:
             meta = json.loads(snap.path.with_suffix(".json").read_text())
             size = snap.path.stat().st_size
@@ -159,8 +166,7 @@ class IndexDir:
 
     def load(self, snap: Snapshot) -> Any:
         """A writable in-memory copy of a snapshot (to add to and remove from)."""
-        from usearch.index import Index
-
+        Index = usearch_index()
         index = Index.restore(str(snap.path))
         if index is None:
             raise CorruptIndex(f"{snap.path}: cannot be loaded")

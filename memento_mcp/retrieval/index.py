@@ -28,6 +28,7 @@ import numpy as np
 from memento_mcp.casebank import CaseBank
 from memento_mcp.casebank import vectors as bankvectors
 from memento_mcp.retrieval import ann
+from memento_mcp.retrieval.exact import Rows as _Rows
 
 log = logging.getLogger(__name__)
 
@@ -37,57 +38,6 @@ FILE_CHECK_S = 2.0
 """How often to look for a newer index file written by another process."""
 RETRY_S = 60.0
 """After a failed build, wait this long before trying again (answers stay exact meanwhile)."""
-
-
-class _Rows:
-    """Growable (ids, vectors) arrays: amortised O(1) appends, O(n) removal."""
-
-    def __init__(self, dims: int) -> None:
-        self.dims = dims
-        self.ids = np.zeros(0, dtype=np.int64)
-        self.vectors = np.zeros((0, dims), dtype=np.float32)
-        self.size = 0
-
-    def append(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        needed = self.size + len(ids)
-        if needed > len(self.ids):
-            self._resize(max(needed, 2 * len(self.ids), 1024))
-        self.ids[self.size : needed] = ids
-        self.vectors[self.size : needed] = vectors
-        self.size = needed
-
-    def _resize(self, capacity: int) -> None:
-        ids = np.zeros(capacity, dtype=np.int64)
-        vectors = np.zeros((capacity, self.dims), dtype=np.float32)
-        ids[: self.size] = self.ids[: self.size]
-        vectors[: self.size] = self.vectors[: self.size]
-        self.ids, self.vectors = ids, vectors
-
-    def remove(self, case_id: int) -> bool:
-        where = np.flatnonzero(self.ids[: self.size] == case_id)
-        if not len(where):
-            return False
-        last = self.size - 1
-        i = int(where[0])
-        self.ids[i], self.vectors[i] = self.ids[last], self.vectors[last]
-        self.size = last
-        return True
-
-    def drop_upto(self, watermark: int) -> None:
-        """Forget the rows with id <= watermark (now in the index file), and the memory."""
-        keep = self.ids[: self.size] > watermark
-        ids, vectors = self.ids[: self.size][keep], self.vectors[: self.size][keep]
-        self.size = 0
-        self.ids = np.zeros(0, dtype=np.int64)
-        self.vectors = np.zeros((0, self.dims), dtype=np.float32)
-        self.append(ids, vectors)
-
-    def top(self, query: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        if self.size == 0 or n <= 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        sims = self.vectors[: self.size] @ query  # (size,)
-        top = np.argpartition(-sims, n)[:n] if n < self.size else np.arange(self.size)
-        return self.ids[top], sims[top]
 
 
 class _Space:
@@ -360,16 +310,17 @@ class VectorIndex:
             space.note = None
 
     def flush(self) -> None:
-        """Bring every index file up to date now, in this thread (after a bulk import)."""
-        self.sync()
+        """Bring every index file up to date now, on every core (after a bulk import)."""
         self.wait()
         with self._lock:
+            background, self.background = self.background, False  # sync() builds right here
+            try:
+                self.sync()
+            finally:
+                self.background = background
             todo = [
                 namespace for namespace, space in self._spaces.items()
-                if not space.building and (
-                    space.rows.size >= self.ann_min_cases
-                    or (space.ann is not None and (space.rows.size or space.dead))
-                )
+                if not space.building and space.ann is not None and (space.rows.size or space.dead)
             ]
             for namespace in todo:
                 self._spaces[namespace].building = True

@@ -201,3 +201,26 @@ def test_the_index_follows_interleaved_writes_and_deletes_from_two_processes(
     # a process opening the bank now agrees too
     fresh = VectorIndex(CaseBank(bank.path), ann_min_cases=1000, background=False)
     assert fresh.status()["default"]["cases"] == len(live)
+
+
+@pytest.mark.anyio
+async def test_case_bank_stats_says_how_each_namespace_is_searched(tmp_path: Path) -> None:
+    from fastmcp import Client
+
+    from memento_mcp.server import build_server
+    from memento_mcp.settings import Settings
+
+    rng = np.random.default_rng(5)
+    bank = CaseBank(tmp_path / "memento.db")
+    fill(bank, "big", unit(rng, 1200))
+    fill(bank, "default", unit(rng, 5))
+    VectorIndex(bank, ann_min_cases=1000, background=False).flush()
+    bank.close()
+    settings = Settings(home=tmp_path, ann_min_cases=1000)
+    async with Client(build_server(settings)) as client:
+        stats = (await client.call_tool("case_bank_stats", {})).structured_content
+    assert stats["index"]["big"]["search"] == "ann" and stats["index"]["big"]["cases"] == 1200
+    assert stats["index"]["default"] == {
+        "cases": 5, "search": "exact", "indexed": 0, "exact_rows": 5,
+        "deleted_since_index": 0, "rebuilding": False,
+    }
