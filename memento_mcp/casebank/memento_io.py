@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import orjson
 
 from memento_mcp.errors import InvalidInput
 from memento_mcp.models import POSITIVE_REWARD, Case
@@ -49,6 +50,14 @@ class Record:
     query: str | None = None
     query_reward: float | None = None
     embedding: np.ndarray | None = None  # (dims,) float32, from a cases file's `embedding`
+
+
+def _loads(text: str) -> Any:
+    # orjson parses a line of 384 floats about 4x faster than json: most of a 1M-case bulk load
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON: {exc}") from exc
 
 
 def detect_format(record: dict[str, Any]) -> Format:
@@ -125,7 +134,7 @@ def read_jsonl(path: Path) -> tuple[Format | None, list[Record], list[str]]:
             if not text.strip():
                 continue
             try:
-                raw = json.loads(text)
+                raw = _loads(text)
                 if not isinstance(raw, dict):
                     raise ValueError("a line must hold one JSON object")
                 fmt = fmt or detect_format(raw)
