@@ -197,6 +197,8 @@ def bench_size(size: int, tmp: Path, queries: list[str], repeats: int) -> dict[s
     )), 4)
     row["dense_search"] = percentiles(timed(
         lambda i: memory.index.search("default", vectors[i % len(vectors)], 50), repeats))
+    row["lexical_search"] = percentiles(timed(
+        lambda i: memory.bank.lexical_search("default", queries[i % len(queries)], 50), repeats))
     row["retrieve_inprocess"] = percentiles(timed(
         lambda i: memory.retrieve(queries[i % len(queries)]), repeats))
     recorded: list[int] = []

@@ -2,9 +2,8 @@
 deleted cases, so that an index (in this process or in another sharing the file) follows every
 write without rereading the bank (issue 10).
 
-The deletion log is a table filled by a trigger on `cases`, so it also sees deletes made by any
-other process or version; it is created on first use (idempotent DDL) rather than by a schema
-migration, because it belongs to the index and an older bank simply gains it.
+The deletion log (`case_deletions`, schema v2) is filled by a trigger on `cases`, so it sees
+the deletes of every process sharing the bank.
 """
 
 from __future__ import annotations
@@ -28,20 +27,6 @@ class BankState:
     deletion_seq: int
 
 
-def ensure_deletion_log(bank: CaseBank) -> None:
-    with bank._write() as db:
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS case_deletions ("
-            " seq INTEGER PRIMARY KEY AUTOINCREMENT, case_id INTEGER NOT NULL,"
-            " namespace TEXT NOT NULL)"
-        )
-        db.execute(
-            "CREATE TRIGGER IF NOT EXISTS case_deletions_log AFTER DELETE ON cases BEGIN"
-            " INSERT INTO case_deletions (case_id, namespace) VALUES (old.id, old.namespace);"
-            " END"
-        )
-
-
 def state(bank: CaseBank) -> BankState:
     # The AUTOINCREMENT high-water mark, not max(id): deleting the newest case must not move it.
     row = bank._query(
@@ -58,11 +43,18 @@ def namespace_counts(bank: CaseBank) -> dict[str, int]:
 
 
 def vectors(
-    bank: CaseBank, after_id: int, upto_id: int, namespace: str | None = None
+    bank: CaseBank, after_id: int, upto_id: int, namespace: str | None = None, few: bool = False
 ) -> Iterator[tuple[np.ndarray, list[str], np.ndarray]]:
-    """(ids, namespaces, (n, dims) vectors) of cases with after_id < id <= upto_id, in chunks."""
+    """(ids, namespaces, (n, dims) vectors) of cases with after_id < id <= upto_id, in chunks.
+
+    `few`: the namespace holds few of the bank's cases, so look them up through the namespace
+    index (then sort them); otherwise walk the id range in order, which a big namespace needs
+    (through the index, every chunk would sort the whole namespace again).
+    """
     last = after_id
-    where = "" if namespace is None else " AND cases.namespace = ?"
+    where = "" if namespace is None else (
+        " AND cases.namespace = ?" if few else " AND +cases.namespace = ?"
+    )
     while True:
         params: list[object] = [last, upto_id]
         if namespace is not None:

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 @functools.cache
 def _templates() -> Environment:
     # Built on the first page: stdio servers never render one, and jinja2 costs ~0.1 s to load.
-    
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
     templates = Environment(
         loader=PackageLoader("memento_mcp.dashboard", "templates"),
         autoescape=select_autoescape(default=True),

@@ -132,7 +132,6 @@ class VectorIndex:
 
     def _open(self) -> None:
         """First look: map each namespace's index file, read only what came after it."""
-        bankvectors.ensure_deletion_log(self.bank)
         snaps = self.files.snapshots() if self.files is not None else {}
         with bankvectors.read_snapshot(self.bank):
             state = bankvectors.state(self.bank)
@@ -142,7 +141,9 @@ class VectorIndex:
                 if snap is not None and snap.namespace == namespace and count >= self.ann_min_cases:
                     self._open_snapshot(space, snap, state, count)
                 if space.ann is None:
-                    for ids, _, vectors in bankvectors.vectors(self.bank, 0, state.max_id, namespace):
+                    for ids, _, vectors in bankvectors.vectors(
+                        self.bank, 0, state.max_id, namespace, few=count < self.ann_min_cases
+                    ):
                         space.add(ids, vectors)
             self._state = state
 
