@@ -236,9 +236,12 @@ def stats(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
                   f" ({result.labelled_impressions} labelled)")
     from rich.table import Table
 
-    table = Table("namespace", "cases", "positive", "negative", "pending")
+    table = Table("namespace", "cases", "positive", "negative", "pending", "vector search")
     for ns in result.namespaces:
-        table.add_row(ns.namespace, str(ns.cases), str(ns.positive), str(ns.negative), str(ns.pending))
+        index = result.index.get(ns.namespace, {})
+        search = index.get("search", "exact") + (" (rebuilding)" if index.get("rebuilding") else "")
+        table.add_row(ns.namespace, str(ns.cases), str(ns.positive), str(ns.negative),
+                      str(ns.pending), search)
     console.print(table)
 
 
