@@ -36,13 +36,14 @@ def test_the_serving_path_loads_no_model_framework(tmp_path) -> None:  # type: i
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_help_lists_every_command_without_loading_the_bank() -> None:
+def test_help_and_config_load_neither_the_bank_nor_the_framework() -> None:
     code = (
         "import sys\n"
         "from typer.testing import CliRunner\n"
         "from memento_mcp.cli import app\n"
         "out = CliRunner().invoke(app, ['--help']).output\n"
         "assert all(c in out for c in ('serve', 'import', 'export', 'retrieve', 'solve'))\n"
+        "assert '\"mcpServers\"' in CliRunner().invoke(app, ['config', 'cursor']).output\n"
         "print(sorted({'numpy', 'sqlite_utils', 'fastmcp'} & set(sys.modules)))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
