@@ -29,6 +29,9 @@ from memento_mcp.models import POSITIVE_REWARD, Case
 CASE_STATS = ("case_reward", "case_success_rate", "case_log_labelled")
 """Columns of the per-case record fed to the Q-scorer next to the two embeddings."""
 
+LEXICAL_BUDGET = 2000
+"""At most about this many FTS5 matches are ranked by BM25 per query (the rarest words first)."""
+
 _STOPWORDS = frozenset(
     ["a", "an", "and", "are", "as", "at", "be", "by", "did", "do", "does", "for", "from", "how", "in", "is", "it", "of", "on", "or", "that", "the", "this", "to", "was", "what", "when", "where", "which", "who", "whom", "whose", "why", "will", "with"]
 )
@@ -257,11 +260,24 @@ class CaseBank:
             return []
         bank_size = self._query("SELECT coalesce(max(id), 0) FROM cases")[0][0]
         common = max(50, bank_size // 50)
-        rare = [
-            w for w in list(words)[:32]
-            if self._query("SELECT count(*) FROM cases_fts WHERE cases_fts MATCH ?", (f'"{w}"',))[0][0]
-            <= common
-        ]
+        # Counting stops past `common`, and the rarest words are kept while their matches add up
+        # to LEXICAL_BUDGET: BM25 then ranks a bounded set however big the bank (issue 10: at
+        # 1M cases, uncapped, it took 93 ms a query).
+        counts = {
+            w: self._query(
+                "SELECT count(*) FROM (SELECT 1 FROM cases_fts WHERE cases_fts MATCH ? LIMIT ?)",
+                (f'"{w}"', min(common, LEXICAL_BUDGET) + 1),
+            )[0][0]
+            for w in list(words)[:32]
+        }
+        rare: list[str] = []
+        total = 0
+        for w in sorted((w for w in counts if counts[w] <= min(common, LEXICAL_BUDGET)),
+                        key=counts.__getitem__):
+            if total + counts[w] > LEXICAL_BUDGET:
+                break
+            rare.append(w)
+            total += counts[w]
         if not rare:
             return []
         rows = self._query(
