@@ -1,13 +1,17 @@
-"""Case-bank speed: retrieve_cases, record_outcome and bulk import, against the original Memento way.
+"""Case-bank speed at 10k, 100k and 1M cases: the ANN index beside an exact baseline (issue 10).
 
-    python bench/retrieval.py                      # 10k and 100k cases
-    python bench/retrieval.py --sizes 10000 --repeats 50
+    python bench/retrieval.py                          # 10k and 100k
+    python bench/retrieval.py --sizes 1000000 --repeats 100
 
-Banks are filled with the starter bank's 1,278 tasks, each repeated with a variant suffix; their
-vectors are the real MiniLM embedding of the task plus a little noise (encoding 100k texts would
-take minutes and is measured separately as bulk import). Queries are real encoder calls. The
-baseline is what the original project does per query: re-encode every case of its 1,278-case
-bank, then take cosine top-k. Prints medians; writes bench/out/retrieval.json.
+For each size a fresh bank is bulk-loaded from a cases file with precomputed vectors (see
+bench/_synthetic.py: real MiniLM vectors of the starter tasks, mixed and perturbed), which times
+the import; the vector index file is then built (timed). Then, with real query encodings:
+retrieve_cases p50/p99 in-process and over stdio, recall@10 of the dense search against exact
+cosine, record_outcome and delete_case p50, the server's spawn -> first result (wall and the
+server's own CPU seconds, which stay meaningful on a loaded machine) and its RSS. The same server
+measurements are repeated with the index off (MEMENTO_ANN_MIN_CASES above the bank size: exact
+search). Once per run: `memento-mcp --help` wall time and the import rate with encoding (the
+1,278 starter cases). Prints medians; writes bench/out/retrieval.json (merged across runs).
 """
 
 from __future__ import annotations
@@ -17,134 +21,235 @@ import asyncio
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as memento_mcp sets it; before numpy loads
+from typing import Any
+
 import numpy as np
 
-from memento_mcp.casebank import NewCase
-from memento_mcp.cli import STARTER_BANK
-from memento_mcp.memory import Memory, open_memory
-from memento_mcp.retrieval.encoder import shared_encoder
-from memento_mcp.settings import Settings
+sys.path.insert(0, str(Path(__file__).parent))
+from _synthetic import (  # noqa: E402
+    STARTER_BANK,
+    query_texts,
+    starter_tasks,
+    starter_vectors,
+    synthetic_chunks,
+)
 
-QUERIES = [
-    "What sport does Carlos Valderrama play?",
-    "What is the capital of Columbia County, New York?",
-    "Who directed the film The Third Man?",
-    "In what country is Lake Titicaca?",
-    "What genre is the band Radiohead?",
-    "Who was the father of Alexander the Great?",
-]
+from memento_mcp.memory import open_memory  # noqa: E402
+from memento_mcp.retrieval.encoder import shared_encoder  # noqa: E402
+from memento_mcp.settings import Settings  # noqa: E402
+
+OUT = Path(__file__).parent / "out" / "retrieval.json"
+EXACT = 10**12  # ann_min_cases above any bank: exact search only
+QUIET = {"FASTMCP_SHOW_SERVER_BANNER": "false", "FASTMCP_CHECK_FOR_UPDATES": "off",
+         "FASTMCP_LOG_LEVEL": "ERROR"}
 
 
-def median_ms(run: Callable[[int], object], repeats: int) -> float:
+def percentiles(times: list[float]) -> dict[str, float]:
+    ms = np.array(times) * 1000
+    return {"p50_ms": round(float(np.median(ms)), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2)}
+
+
+def timed(run: Callable[[int], object], repeats: int) -> list[float]:
     run(0)  # warm-up
     times = []
     for i in range(repeats):
         start = time.perf_counter()
         run(i)
         times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+    return times
 
 
-def starter_tasks() -> list[str]:
-    return [json.loads(line)["case"] for line in STARTER_BANK.read_text().splitlines()]
+def write_cases(path: Path, size: int) -> None:
+    tasks = starter_tasks()
+    with path.open("w") as handle:
+        i = 0
+        for chunk in synthetic_chunks(starter_vectors(), size):
+            for vector in np.round(chunk.astype(np.float64), 7).tolist():
+                handle.write(json.dumps({
+                    "task": f"{tasks[i % len(tasks)]} (variant {i})", "plan": f"plan {i}",
+                    "answer": "", "reward": float(i % 3 != 0), "embedding": vector,
+                }) + "\n")
+                i += 1
 
 
-def fill(memory: Memory, size: int, tasks: list[str], vectors: np.ndarray) -> float:
-    rng = np.random.default_rng(0)
-    start = time.perf_counter()
-    for offset in range(0, size, 5000):
-        batch = []
-        for i in range(offset, min(size, offset + 5000)):
-            noisy = vectors[i % len(tasks)] + rng.normal(0, 0.05, vectors.shape[1])
-            batch.append((
-                NewCase("default", f"{tasks[i % len(tasks)]} (variant {i})", f"plan {i}",
-                        reward=float(i % 3 != 0), source="bench"),
-                (noisy / np.linalg.norm(noisy)).astype(np.float32),
-            ))
-        memory.bank.add_cases(batch)
-    return time.perf_counter() - start
+def exact_top10(size: int, queries: np.ndarray) -> np.ndarray:
+    """Exact cosine top-10 case ids (the bank's ids are 1..size in file order)."""
+    best_ids = np.zeros((len(queries), 0), dtype=np.int64)
+    best_sims = np.zeros((len(queries), 0), dtype=np.float32)
+    offset = 0
+    for chunk in synthetic_chunks(starter_vectors(), size):
+        sims = queries @ chunk.T  # (Q, chunk)
+        ids = np.broadcast_to(np.arange(offset + 1, offset + 1 + len(chunk)), sims.shape)
+        all_sims = np.concatenate([best_sims, sims], axis=1)
+        all_ids = np.concatenate([best_ids, ids], axis=1)
+        top = np.argsort(-all_sims, axis=1)[:, :10]
+        best_sims = np.take_along_axis(all_sims, top, 1)
+        best_ids = np.take_along_axis(all_ids, top, 1)
+        offset += len(chunk)
+    return best_ids
 
 
-def original_memento(tasks: list[str], query: str, k: int = 4) -> list[int]:
-    """Memento's np_memory retrieval: every case is re-encoded for every query."""
-    encoder = shared_encoder()
-    cases = encoder.encode(tasks)
-    sims = cases @ encoder.encode_one(query)
-    return np.argsort(-sims)[:k].tolist()
+def server_pid(home: Path) -> int | None:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes()
+            env = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if b"memento_mcp\0serve" in cmd and f"MEMENTO_HOME={home}\0".encode() in env:
+            return int(entry.name)
+    return None
 
 
-async def over_stdio(home: Path, repeats: int) -> float:
+def proc_stats(pid: int) -> tuple[float, float]:
+    """(RSS in MB, user+system CPU seconds) of a process."""
+    rss = 0.0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS"):
+            rss = int(line.split()[1]) / 1024
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return rss, cpu
+
+
+async def over_stdio(home: Path, queries: list[str], env_extra: dict[str, str]) -> dict[str, Any]:
     from fastmcp import Client
     from fastmcp.client.transports import StdioTransport
 
-    env = {**os.environ, "MEMENTO_HOME": str(home), "FASTMCP_SHOW_SERVER_BANNER": "false",
-           "FASTMCP_CHECK_FOR_UPDATES": "off", "FASTMCP_LOG_LEVEL": "ERROR"}
+    env = {**os.environ, **QUIET, "MEMENTO_HOME": str(home), **env_extra}
     transport = StdioTransport(sys.executable, ["-m", "memento_mcp", "serve"], env=env)
-    async with Client(transport, timeout=300) as client:
-        await client.call_tool_mcp("retrieve_cases", {"query": "warm up"})
+    start = time.perf_counter()
+    async with Client(transport, timeout=600) as client:
+        await client.call_tool_mcp("retrieve_cases", {"query": queries[0]})
+        first = time.perf_counter() - start
+        pid = server_pid(home)
+        _, first_cpu = proc_stats(pid) if pid else (0.0, 0.0)
         times = []
-        for i in range(repeats):
-            start = time.perf_counter()
-            await client.call_tool_mcp("retrieve_cases", {"query": QUERIES[i % len(QUERIES)]})
-            times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+        for query in queries:
+            t = time.perf_counter()
+            await client.call_tool_mcp("retrieve_cases", {"query": query})
+            times.append(time.perf_counter() - t)
+        rss, _ = proc_stats(pid) if pid else (0.0, 0.0)
+    return {"spawn_to_first_result_s": round(first, 3), "server_cpu_to_first_result_s": first_cpu,
+            "retrieve_stdio": percentiles(times), "server_rss_mb": round(rss)}
+
+
+def help_wall() -> float:
+    exe = Path(sys.executable).parent / "memento-mcp"
+    times = []
+    for _ in range(5):
+        t = time.perf_counter()
+        subprocess.run([str(exe), "--help"], capture_output=True, check=True)
+        times.append(time.perf_counter() - t)
+    return round(statistics.median(times), 3)
+
+
+def import_with_encoding(tmp: Path) -> float:
+    memory = open_memory(Settings(home=tmp / "encode-import"))
+    shared_encoder().load()
+    start, cpu = time.perf_counter(), time.process_time()
+    report = memory.import_file(STARTER_BANK)
+    rate = report.added / (time.perf_counter() - start)
+    print(f"  import with encoding: {rate:.0f} cases/s wall,"
+          f" {report.added / (time.process_time() - cpu):.0f} per CPU-second", flush=True)
+    memory.bank.close()
+    return round(rate, 1)
+
+
+def bench_size(size: int, tmp: Path, queries: list[str], repeats: int) -> dict[str, Any]:
+    home = tmp / f"bank{size}"
+    source = tmp / f"cases{size}.jsonl"
+    t = time.perf_counter()
+    write_cases(source, size)
+    print(f"  wrote {size:,} cases with vectors in {time.perf_counter() - t:.0f} s", flush=True)
+
+    memory = open_memory(Settings(home=home))
+    t = time.perf_counter()
+    report = memory.import_file(source)
+    import_s = time.perf_counter() - t
+    t = time.perf_counter()
+    memory.index.flush()
+    index_s = time.perf_counter() - t
+    source.unlink()
+    row: dict[str, Any] = {
+        "import_precomputed_cases_per_s": round(report.added / import_s),
+        "import_precomputed_s": round(import_s, 1), "index_build_s": round(index_s, 1),
+        "index": memory.index.status().get("default"),
+    }
+    print(f"  imported in {import_s:.0f} s ({report.added / import_s:.0f}/s), index {index_s:.0f} s",
+          flush=True)
+
+    vectors = shared_encoder().encode(queries)
+    truth = exact_top10(size, vectors)
+    found = [memory.index.search("default", v, 10)[0] for v in vectors]
+    row["recall_at_10"] = round(float(np.mean(
+        [len(set(f.tolist()) & set(t.tolist())) / 10 for f, t in zip(found, truth, strict=True)]
+    )), 4)
+    row["dense_search"] = percentiles(timed(
+        lambda i: memory.index.search("default", vectors[i % len(vectors)], 50), repeats))
+    row["lexical_search"] = percentiles(timed(
+        lambda i: memory.bank.lexical_search("default", queries[i % len(queries)], 50), repeats))
+    row["retrieve_inprocess"] = percentiles(timed(
+        lambda i: memory.retrieve(queries[i % len(queries)]), repeats))
+    recorded: list[int] = []
+    row["record_outcome"] = percentiles(timed(lambda i: recorded.append(memory.record_outcome(
+        task=f"bench task {size} {i} {time.time()}", plan="p", answer="a", reward=1.0
+    ).case_id or 0), 30))
+    row["delete_case"] = percentiles(timed(lambda i: memory.delete_case(recorded.pop()), 30))
+    memory.bank.close()
+
+    exact = open_memory(Settings(home=home, ann_min_cases=EXACT))
+    exact.retrieve("load the vectors")
+    row["exact_baseline"] = {"retrieve_inprocess": percentiles(timed(
+        lambda i: exact.retrieve(queries[i % len(queries)]), repeats))}
+    exact.bank.close()
+    del exact
+
+    row.update(asyncio.run(over_stdio(home, queries[:repeats], {})))
+    row["exact_baseline"].update(asyncio.run(over_stdio(
+        home, queries[:repeats], {"MEMENTO_ANN_MIN_CASES": str(EXACT)})))
+    return row
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=100)
+    parser.add_argument("--skip-once", action="store_true", help="skip --help and encoding import")
     args = parser.parse_args()
 
-    encoder = shared_encoder()
-    tasks = starter_tasks()
-    results: dict[str, object] = {"machine": f"{os.cpu_count()} cpus", "sizes": {}}
-
-    encode_ms = median_ms(lambda i: encoder.encode_one(QUERIES[i % len(QUERIES)]), args.repeats)
-    baseline_ms = median_ms(lambda i: original_memento(tasks, QUERIES[i % len(QUERIES)]), 5)
-    print(f"encode one query: {encode_ms:.1f} ms")
-    print(f"original Memento (re-embed {len(tasks)} cases per query): {baseline_ms:.0f} ms")
-
-    with tempfile.TemporaryDirectory() as tmp:
-        memory = open_memory(Settings(home=Path(tmp) / "import"))
-        start = time.perf_counter()
-        report = memory.import_file(STARTER_BANK)
-        rate = report.added / (time.perf_counter() - start)
-        print(f"bulk import: {rate:.0f} cases/s ({report.added} cases, encoder included)")
-        results.update(encode_query_ms=encode_ms, original_memento_ms=baseline_ms,
-                       import_cases_per_s=rate)
-
-        vectors = encoder.encode(tasks)
+    results: dict[str, Any] = json.loads(OUT.read_text()) if OUT.exists() else {}
+    results["machine"] = f"{os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f} at start"
+    results.setdefault("sizes", {})
+    queries = query_texts(100)
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        if not args.skip_once:
+            results["help_wall_s"] = help_wall()
+            results["import_with_encoding_cases_per_s"] = import_with_encoding(tmp)
+            encoder = shared_encoder()
+            results["encode_query"] = percentiles(timed(
+                lambda i: encoder.encode_one(queries[i % len(queries)]), args.repeats))
+            print({k: results[k] for k in ("help_wall_s", "import_with_encoding_cases_per_s",
+                                           "encode_query")}, flush=True)
         for size in args.sizes:
-            home = Path(tmp) / f"bank{size}"
-            memory = open_memory(Settings(home=home))
-            fill_s = fill(memory, size, tasks, vectors)
-            memory.retrieve("load the index")
-            retrieve = median_ms(lambda i: memory.retrieve(QUERIES[i % len(QUERIES)]), args.repeats)
-            record = median_ms(
-                lambda i: memory.record_outcome(
-                    task=f"bench task {size} {i} {time.time()}", plan="p", answer="a", reward=1.0
-                ),
-                args.repeats,
-            )
-            memory.bank.close()
-            stdio = asyncio.run(over_stdio(home, args.repeats))
-            row = {"fill_s": fill_s, "retrieve_ms": retrieve, "retrieve_stdio_ms": stdio,
-                   "record_outcome_ms": record, "vs_original": baseline_ms / retrieve}
-            results["sizes"][str(size)] = row  # type: ignore[index]
-            print(f"{size:>9,} cases (filled in {fill_s:.0f} s): retrieve {retrieve:.1f} ms"
-                  f" in-process, {stdio:.1f} ms over stdio; record_outcome {record:.1f} ms;"
-                  f" {baseline_ms / retrieve:.0f}x faster than the original on 1,278 cases")
-
-    out = Path(__file__).parent / "out"
-    out.mkdir(exist_ok=True)
-    (out / "retrieval.json").write_text(json.dumps(results, indent=2))
+            print(f"{size:,} cases", flush=True)
+            row = bench_size(size, tmp, queries, args.repeats)
+            row["load_average"] = round(os.getloadavg()[0], 1)
+            results["sizes"][str(size)] = row
+            print(json.dumps(row, indent=1), flush=True)
+            OUT.parent.mkdir(exist_ok=True)
+            OUT.write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

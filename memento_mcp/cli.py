@@ -7,27 +7,18 @@ import json
 import os
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.table import Table
 
-from memento_mcp import clientconfig
 from memento_mcp.agent.cli import register as register_agent_commands
-from memento_mcp.casebank.memento_io import Format
 from memento_mcp.errors import MementoError
-from memento_mcp.memory import Memory, open_memory
-from memento_mcp.settings import Settings
 from retriever.cli import app as retriever_app
+
+if TYPE_CHECKING:  # loaded inside the commands: `--help` and `config` stay under half a second
+    from memento_mcp.casebank.memento_io import Format
+    from memento_mcp.memory import Memory
 
 app = typer.Typer(
     help="Memento case-based memory for agents, as an MCP server.", no_args_is_help=True
@@ -76,6 +67,9 @@ def main(
 
 
 def _memory() -> Memory:
+    from memento_mcp.memory import open_memory
+    from memento_mcp.settings import Settings
+
     try:
         return open_memory(Settings())
     except MementoError as exc:
@@ -112,6 +106,7 @@ def serve(
 ) -> None:
     """Run the MCP server (stdio by default; streamable HTTP at /mcp; SSE at /sse)."""
     from memento_mcp.server import build_server
+    from memento_mcp.settings import Settings
 
     settings = Settings()
     host = host or settings.host
@@ -136,11 +131,17 @@ def serve(
 
 @app.command("import")
 def import_(
-    path: Annotated[Path | None, typer.Argument(help="memory.jsonl, dummy_memo.jsonl or training_data.jsonl")] = None,
+    path: Annotated[Path | None, typer.Argument(help="memory.jsonl, dummy_memo.jsonl, training_data.jsonl or a cases file")] = None,
     starter: Annotated[bool, typer.Option(help="Import the starter bank: Memento's public memory.jsonl")] = False,
     skip_bad: Annotated[bool, typer.Option(help="Import the good lines even if some are malformed")] = False,
 ) -> None:
-    """Import a Memento JSONL file (format detected from its keys); re-importing adds nothing."""
+    """Import a JSONL file (format detected from its keys); re-importing adds nothing.
+
+    A cases file exported --with-embeddings loads without encoding (its vectors must have the
+    encoder's 384 dimensions). The vector index beside the bank is brought up to date at the end.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     if (path is None) == (not starter):
         _fail("give a PATH or --starter (not both)")
     source = STARTER_BANK if starter else path
@@ -149,15 +150,17 @@ def import_(
         _fail(f"no such file: {source}")
     memory = _memory()
     with Progress(
-        TextColumn("encoding cases"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=errors,
     ) as bar:
-        task = bar.add_task("import", total=None)
+        task = bar.add_task("importing cases", total=None)
         try:
             report = memory.import_file(
                 source, skip_bad=skip_bad,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
+            bar.update(task, description="indexing vectors")
+            memory.index.flush()
         except MementoError as exc:
             _fail(str(exc))
     for line in report.bad_lines:
@@ -172,8 +175,13 @@ def import_(
 def export(
     path: Annotated[Path, typer.Argument(help="File to write")],
     format: Annotated[ExportFormat, typer.Option("--format", "-f", help="Memento layout to write")] = ExportFormat.memory,
+    with_embeddings: Annotated[bool, typer.Option(
+        help="With -f cases: add each case's vector as `embedding`, so an import needs no encoder",
+    )] = False,
 ) -> None:
     """Write the namespace's cases (or labelled pairs) back out in a Memento JSONL layout."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     fmt: Format = format.value  # type: ignore[assignment]
     memory = _memory()
     # Memory.export_file reports no per-line progress, so show that it is alive and for how long.
@@ -182,7 +190,10 @@ def export(
         console=errors, transient=True,
     ) as bar:
         bar.add_task("export", total=None)
-        count = memory.export_file(path, fmt)
+        try:
+            count = memory.export_file(path, fmt, with_embeddings=with_embeddings)
+        except MementoError as exc:
+            _fail(str(exc))
     console.print(f"wrote {count} lines to {path}")
 
 
@@ -200,6 +211,8 @@ def retrieve(
     if as_json:
         console.print_json(result.model_dump_json())
         return
+    from rich.table import Table
+
     table = Table(title=f"{result.namespace} · ranked by {result.scorer} · request {result.request_id}")
     for column in ("#", "case", "label", "score", "sim", "task", "plan"):
         table.add_column(column, overflow="fold")
@@ -221,9 +234,14 @@ def stats(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
                   f" · ranking {result.ranking}")
     console.print(f"{result.requests} requests, {result.impressions} impressions"
                   f" ({result.labelled_impressions} labelled)")
-    table = Table("namespace", "cases", "positive", "negative", "pending")
+    from rich.table import Table
+
+    table = Table("namespace", "cases", "positive", "negative", "pending", "vector search")
     for ns in result.namespaces:
-        table.add_row(ns.namespace, str(ns.cases), str(ns.positive), str(ns.negative), str(ns.pending))
+        index = result.index.get(ns.namespace, {})
+        search = index.get("search", "exact") + (" (rebuilding)" if index.get("rebuilding") else "")
+        table.add_row(ns.namespace, str(ns.cases), str(ns.positive), str(ns.negative),
+                      str(ns.pending), search)
     console.print(table)
 
 
@@ -234,6 +252,8 @@ def config(
     token: Annotated[bool, typer.Option(help="Add the bearer-token header (HTTP)")] = False,
 ) -> None:
     """Print the JSON block to paste into an MCP client's configuration."""
+    from memento_mcp import clientconfig
+
     env = {key: value for key, value in os.environ.items()
            if key in ("MEMENTO_HOME", "MEMENTO_NAMESPACE")}
     block = clientconfig.render(client.value, env=env, url=url, token=token)  # type: ignore[arg-type]

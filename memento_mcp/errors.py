@@ -18,7 +18,10 @@ Library code raises these; `server.py` runs with `mask_error_details=True` and t
 
 from __future__ import annotations
 
-from fastmcp.exceptions import ToolError
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the tree stays free of the framework: importing fastmcp costs ~0.5 s
+    from fastmcp.exceptions import ToolError
 
 
 class MementoError(Exception):
@@ -67,4 +70,6 @@ class ToolServerError(MementoError):
 
 def to_tool_error(error: MementoError) -> ToolError:
     """The single place where library errors become MCP tool errors (their text is shown)."""
+    from fastmcp.exceptions import ToolError
+
     return ToolError(f"{type(error).__name__}: {error}")

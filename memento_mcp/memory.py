@@ -95,7 +95,9 @@ class Memory:
         self.bank = bank
         self.settings = settings
         self.encoder = encoder or shared_encoder()
-        self.index = VectorIndex(bank, self.encoder.dimensions)
+        self.index = VectorIndex(
+            bank, self.encoder.dimensions, ann_min_cases=settings.ann_min_cases
+        )
         self.learner = learner
         self._rng = np.random.default_rng()
 
@@ -321,7 +323,12 @@ class Memory:
         self.index.invalidate()
 
     def stats(self) -> BankStats:
-        return BankStats(**self.bank.stats(), encoder=self.encoder.name, ranking=self.settings.ranking)
+        return BankStats(
+            **self.bank.stats(),
+            encoder=self.encoder.name,
+            ranking=self.settings.ranking,
+            index=self.index.status(),
+        )
 
     # -- Memento files -------------------------------------------------------------------------
 
@@ -330,12 +337,13 @@ class Memory:
         path: Path,
         namespace: str | None = None,
         skip_bad: bool = False,
-        batch_size: int = 64,
+        batch_size: int | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> ImportReport:
         """Import a Memento JSONL file; each batch is one transaction, so a crash keeps whole batches.
 
-        Bad lines stop the import before anything is written, unless skip_bad is set.
+        Bad lines stop the import before anything is written, unless skip_bad is set. Cases that
+        carry an `embedding` (a cases file exported --with-embeddings) are not encoded again.
         """
         namespace = self._namespace(namespace)
         fmt, records, errors = read_jsonl(path)
@@ -344,6 +352,13 @@ class Memory:
                 value = getattr(record, name)
                 if value and len(value.encode("utf-8")) > self.settings.max_field_bytes:
                     errors.append(f"line {record.line}: {name} exceeds the field size limit")
+            if record.embedding is not None and len(record.embedding) != self.encoder.dimensions:
+                raise InvalidInput(
+                    f"{path}, line {record.line}: embedding has {len(record.embedding)}"
+                    f" dimensions, but this bank's encoder ({self.encoder.name}) makes"
+                    f" {self.encoder.dimensions}; nothing was imported. Export the cases from a"
+                    " bank with the same encoder, or drop the embedding fields to encode them here."
+                )
         if errors and not skip_bad:
             shown = "\n".join(errors[:20])
             more = f"\n... and {len(errors) - 20} more" if len(errors) > 20 else ""
@@ -354,6 +369,8 @@ class Memory:
         bad = {int(message.split(":")[0].split()[1]) for message in errors}
         records = [record for record in records if record.line not in bad]
         report = ImportReport(fmt, len(records), 0, 0, 0, errors)
+        if batch_size is None:  # precomputed vectors: bigger transactions; encoding: 256 texts
+            batch_size = 5000 if records and records[0].embedding is not None else 256
         case_ids = self._import_cases(records, namespace, batch_size, report, progress)
         self._import_pairs(records, case_ids, namespace, report)
         self.index.invalidate()
@@ -375,7 +392,7 @@ class Memory:
         report.skipped_duplicates = len(records) - len(fresh)
         for start in range(0, len(fresh), batch_size):
             batch = [records[i] for i in fresh[start : start + batch_size]]
-            vectors = self.encoder.encode([r.task for r in batch])
+            vectors = self._vectors(batch)
             new = [
                 NewCase(namespace, r.task, r.plan, r.answer, r.reward, "import", r.metadata)
                 for r in batch
@@ -390,6 +407,21 @@ class Memory:
             if progress:
                 progress(start + len(batch), len(fresh))
         return [known[digest] for digest in hashes]
+
+    def _vectors(self, batch: list[Record]) -> np.ndarray:
+        """The records' embeddings: the ones they carry, the encoder's for the rest."""
+        missing = [i for i, r in enumerate(batch) if r.embedding is None]
+        if not missing:
+            return np.stack([r.embedding for r in batch])  # type: ignore[misc]
+        encoded = self.encoder.encode([batch[i].task for i in missing])
+        if len(missing) == len(batch):
+            return encoded
+        vectors = np.stack([
+            r.embedding if r.embedding is not None else np.zeros(self.encoder.dimensions)
+            for r in batch
+        ]).astype(np.float32)
+        vectors[missing] = encoded
+        return vectors
 
     def _import_pairs(
         self, records: list[Record], case_ids: list[int], namespace: str, report: ImportReport
@@ -417,7 +449,11 @@ class Memory:
                 )
                 report.impressions += len(impressions)
 
-    def export_file(self, path: Path, fmt: Format, namespace: str | None = None) -> int:
+    def export_file(
+        self, path: Path, fmt: Format, namespace: str | None = None, with_embeddings: bool = False
+    ) -> int:
+        if with_embeddings and fmt != "cases":
+            raise InvalidInput("--with-embeddings needs the cases format (-f cases)")
         namespace = self._namespace(namespace)
         cases = self.bank.iter_cases(namespace)
         pairs = self.bank.iter_labelled_pairs(namespace)
@@ -426,7 +462,8 @@ class Memory:
         ) else {}
         count = 0
         with path.open("w", encoding="utf-8") as handle:
-            for line in export_lines(fmt, cases, pairs, lookup):
+            vectors_of = self.bank.case_vectors if with_embeddings else None
+            for line in export_lines(fmt, cases, pairs, lookup, vectors_of):
                 handle.write(line + "\n")
                 count += 1
         return count

@@ -101,6 +101,11 @@ class BankStats(BaseModel):
     labelled_impressions: int
     namespaces: list[NamespaceStats]
     ranking: str = Field(description="learned (outcomes re-rank at once) or similarity")
+    index: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per namespace: searched exactly or through the ANN index, and whether the"
+        " index file is being rebuilt (answers stay exact meanwhile)",
+    )
 
 
 def plan_text(plan: str | dict[str, Any] | list[Any]) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, ParamSpec, TypeVar
@@ -11,7 +13,6 @@ from fastmcp import Context, FastMCP
 from fastmcp.server.auth.providers.jwt import StaticTokenVerifier
 from pydantic import Field
 
-from memento_mcp.agent.runtime import AgentRuntime
 from memento_mcp.agent.steps import SolveResult
 from memento_mcp.dashboard import register_dashboard
 from memento_mcp.errors import MementoError, to_tool_error
@@ -56,6 +57,16 @@ def translate_errors(tool: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def warm_up(memory: Memory) -> None:
+    load = getattr(memory.encoder, "load", None)
+    try:
+        if load is not None:
+            load()
+        memory.index.sync()
+    except Exception:  # the first request meets the same failure and reports it
+        logging.getLogger(__name__).debug("warm-up failed", exc_info=True)
+
+
 def bearer_auth(token: str) -> StaticTokenVerifier:
     """HTTP and SSE requests must carry `Authorization: Bearer <token>` (stdio is never checked)."""
     return StaticTokenVerifier(tokens={token: {"client_id": "memento-user", "scopes": []}})
@@ -66,7 +77,12 @@ def build_server(settings: Settings | None = None) -> FastMCP:
 
     @asynccontextmanager
     async def lifespan(server: FastMCP) -> AsyncIterator[dict[str, Any]]:
+        from memento_mcp.agent.runtime import AgentRuntime
+
         memory = open_memory(settings)
+        # Load the encoder and map the vector index while the client is still connecting, so
+        # the first retrieve_cases does not pay for them (issue 10).
+        threading.Thread(target=warm_up, args=(memory,), daemon=True, name="memento-warm").start()
         try:
             # solve_task (issue 4): child tool servers start on first use and stay open.
             async with AgentRuntime(settings, memory, warm_start=False) as agent:
@@ -188,4 +204,9 @@ def build_server(settings: Settings | None = None) -> FastMCP:
     return mcp
 
 
-mcp = build_server()
+def __getattr__(name: str) -> Any:
+    # `mcp` for `fastmcp run memento_mcp/server.py`, built on first access rather than on every
+    # import (`memento-mcp serve` builds its own from the command's settings).
+    if name == "mcp":
+        return build_server()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

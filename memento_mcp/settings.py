@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     ranking: Literal["learned", "similarity"] = Field(
         "learned", description="learned: outcomes re-rank cases at once; similarity: cosine only"
     )
+    ann_min_cases: int = Field(
+        20_000, ge=1, description="Namespaces this big are searched through an HNSW index file"
+    )
     explore: bool = Field(
         True, description="Thompson sampling among on-topic cases; false shows the best estimates"
     )

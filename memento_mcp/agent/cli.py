@@ -9,7 +9,7 @@ import json
 import time
 from collections import deque
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
 import typer
@@ -19,10 +19,12 @@ from rich.table import Table
 from rich.text import Text
 
 from memento_mcp.agent.judge import ANSWER_SPLIT
-from memento_mcp.agent.runtime import AgentRuntime
 from memento_mcp.agent.steps import SolveResult
 from memento_mcp.errors import MementoError
 from memento_mcp.settings import Settings
+
+if TYPE_CHECKING:  # the runtime (and its LLM clients) loads when a command runs, not on --help
+    from memento_mcp.agent.runtime import AgentRuntime
 
 console = Console()
 errors = Console(stderr=True)
@@ -34,6 +36,7 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _runtime(settings: Settings) -> AgentRuntime:
+    from memento_mcp.agent.runtime import AgentRuntime
     from memento_mcp.memory import open_memory
 
     return AgentRuntime(

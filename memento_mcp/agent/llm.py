@@ -14,13 +14,15 @@ import random
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import anyio
-import openai
 
 from memento_mcp.errors import ConfigError, LLMBadReply, LLMError, LLMRateLimited, LLMTimeout
 from memento_mcp.settings import Settings
+
+if TYPE_CHECKING:  # openai costs 0.25 s to import: only solve_task's backends need it
+    import openai
 
 JsonMode = Literal["json_object", "none"]
 
@@ -152,6 +154,8 @@ class OpenAILLM:
         json_reply: bool = False,
         max_tokens: int | None = None,
     ) -> Reply:
+        import openai
+
         kwargs: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
@@ -252,6 +256,8 @@ def _reply_of(response: Any, model: str, latency: float) -> Reply:
 def make_client(
     *, base_url: str | None, api_key: str | None, timeout_s: float = 120.0
 ) -> openai.AsyncOpenAI:
+    import openai
+
     if not base_url and not api_key:
         raise ConfigError(NO_BACKEND_HELP)
     # Local servers (Ollama, llama.cpp, vLLM, LM Studio) accept any key; openai insists on one.

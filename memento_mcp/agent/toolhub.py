@@ -19,15 +19,15 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 import mcp.types as mt
-from fastmcp import Client
-from fastmcp.client.group import ClientGroup
-from fastmcp.client.transports import StdioTransport
 
 from memento_mcp.errors import ConfigError, ToolServerError
+
+if TYPE_CHECKING:  # fastmcp's client (auth, key-value stores) loads when a hub starts: ~0.4 s
+    from fastmcp import Client
 
 _NAME_OK = re.compile(r"[^a-zA-Z0-9_-]")
 MAX_RESULT_CHARS = 8000
@@ -151,6 +151,9 @@ class ToolHub:
             raise ConfigError(
                 "The mcpServers map is empty: solve_task needs at least one tool server."
             )
+        from fastmcp.client.group import ClientGroup
+        from fastmcp.client.transports import StdioTransport
+
         self._group = ClientGroup.from_config(self.config)
         self.clients: dict[str, Client[Any]] = dict(self._group.clients)
         if log_dir is not None:

@@ -11,6 +11,9 @@ _STOPWORDS = frozenset(
 )
 
 
+LEXICAL_BUDGET = 2000
+"""At most about this many FTS5 matches are ranked by BM25 per query (the rarest words first)."""
+
 
 class Lexical(Connection):
     def lexical_search(self, namespace: str, query: str, limit: int) -> list[tuple[int, float]]:
@@ -25,11 +28,24 @@ class Lexical(Connection):
             return []
         bank_size = self._query("SELECT coalesce(max(id), 0) FROM cases")[0][0]
         common = max(50, bank_size // 50)
-        rare = [
-            w for w in list(words)[:32]
-            if self._query("SELECT count(*) FROM cases_fts WHERE cases_fts MATCH ?", (f'"{w}"',))[0][0]
-            <= common
-        ]
+        # Counting stops past `common`, and the rarest words are kept while their matches add up
+        # to LEXICAL_BUDGET: BM25 then ranks a bounded set however big the bank (issue 10: at
+        # 1M cases, uncapped, it took 93 ms a query).
+        counts = {
+            w: self._query(
+                "SELECT count(*) FROM (SELECT 1 FROM cases_fts WHERE cases_fts MATCH ? LIMIT ?)",
+                (f'"{w}"', min(common, LEXICAL_BUDGET) + 1),
+            )[0][0]
+            for w in list(words)[:32]
+        }
+        rare: list[str] = []
+        total = 0
+        for w in sorted((w for w in counts if counts[w] <= min(common, LEXICAL_BUDGET)),
+                        key=counts.__getitem__):
+            if total + counts[w] > LEXICAL_BUDGET:
+                break
+            rare.append(w)
+            total += counts[w]
         if not rare:
             return []
         rows = self._query(

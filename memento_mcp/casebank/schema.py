@@ -109,7 +109,24 @@ def _v2_learning(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_initial, _v2_learning]
+def _v3_case_deletions(db: sqlite_utils.Database) -> None:
+    # A log of deleted cases, filled by a trigger so that it sees every process's deletes: the
+    # vector index (retrieval/index.py) applies them without rereading the bank (issue 10).
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS case_deletions (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " case_id INTEGER NOT NULL, namespace TEXT NOT NULL)"
+    )
+    db.execute(
+        "CREATE TRIGGER IF NOT EXISTS case_deletions_log AFTER DELETE ON cases BEGIN"
+        " INSERT INTO case_deletions (case_id, namespace) VALUES (old.id, old.namespace); END"
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _v1_initial,
+    _v2_learning,
+    _v3_case_deletions,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -1,6 +1,15 @@
-"""Case embeddings in bulk, for the in-memory index and the scorer."""
+"""Case embeddings in bulk: by id for the scorer and exports (`Vectors`, part of CaseBank), and by
+id range and namespace for the vector index, with a log of deleted cases, so that an index (in
+this process or in another sharing the file) follows every write without rereading the bank.
+
+The deletion log (`case_deletions`, schema v3) is filled by a trigger on `cases`, so it sees
+the deletes of every process sharing the bank.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -8,24 +17,8 @@ from memento_mcp.casebank.connection import Connection, from_blob
 
 
 class Vectors(Connection):
-    def vectors_after(self, after_case_id: int) -> tuple[np.ndarray, list[str], np.ndarray]:
-        """Case ids, namespaces and embeddings of the cases with id > after_case_id."""
-        rows = self._query(
-            "SELECT cases.id, cases.namespace, embeddings.vector FROM cases"
-            " JOIN embeddings ON embeddings.case_id = cases.id"
-            " WHERE cases.id > ? ORDER BY cases.id",
-            (after_case_id,),
-        )
-        ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
-        vectors = np.frombuffer(b"".join(row[2] for row in rows), dtype=np.float32)
-        return ids, [row[1] for row in rows], vectors.reshape(len(rows), -1 if rows else 0)
-
-    def case_count(self) -> tuple[int, int]:
-        """(count, max id) of all cases: what the in-memory index should hold."""
-        row = self._query("SELECT count(*), coalesce(max(id), 0) FROM cases")
-        return int(row[0][0]), int(row[0][1])
-
     def case_vectors(self, case_ids: list[int]) -> np.ndarray:
+        """(N, D) task embeddings, in the order of `case_ids`."""
         marks = ",".join("?" * len(case_ids))
         rows = dict(
             self._query(
@@ -33,3 +26,102 @@ class Vectors(Connection):
             )
         )
         return np.stack([from_blob(rows[case_id]) for case_id in case_ids])
+
+
+CHUNK = 50_000
+"""Rows per read: bounds the Python objects alive at once while a million vectors load."""
+
+
+@dataclass
+class BankState:
+    """Where the bank stands: its highest case id and deletion-log position."""
+
+    max_id: int
+    deletion_seq: int
+
+
+def state(bank: Connection) -> BankState:
+    # The AUTOINCREMENT high-water mark, not max(id): deleting the newest case must not move it.
+    row = bank._query(
+        "SELECT (SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'cases'),"
+        " (SELECT coalesce(max(seq), 0) FROM case_deletions)"
+    )[0]
+    return BankState(int(row[0]), int(row[1]))
+
+
+def namespace_counts(bank: Connection) -> dict[str, int]:
+    return {row[0]: int(row[1]) for row in bank._query(
+        "SELECT namespace, count(*) FROM cases GROUP BY namespace"
+    )}
+
+
+def vectors(
+    bank: Connection, after_id: int, upto_id: int, namespace: str | None = None, few: bool = False
+) -> Iterator[tuple[np.ndarray, list[str], np.ndarray]]:
+    """(ids, namespaces, (n, dims) vectors) of cases with after_id < id <= upto_id, in chunks.
+
+    `few`: the namespace holds few of the bank's cases, so look them up through the namespace
+    index (then sort them); otherwise walk the id range in order, which a big namespace needs
+    (through the index, every chunk would sort the whole namespace again).
+    """
+    last = after_id
+    where = "" if namespace is None else (
+        " AND cases.namespace = ?" if few else " AND +cases.namespace = ?"
+    )
+    while True:
+        params: list[object] = [last, upto_id]
+        if namespace is not None:
+            params.append(namespace)
+        rows = bank._query(
+            "SELECT cases.id, cases.namespace, embeddings.vector FROM cases"
+            " JOIN embeddings ON embeddings.case_id = cases.id"
+            f" WHERE cases.id > ? AND cases.id <= ?{where} ORDER BY cases.id LIMIT {CHUNK}",
+            params,
+        )
+        if not rows:
+            return
+        ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+        flat = np.frombuffer(b"".join(row[2] for row in rows), dtype=np.float32)
+        yield ids, [row[1] for row in rows], flat.reshape(len(rows), -1)
+        last = int(ids[-1])
+        if len(rows) < CHUNK:
+            return
+
+
+def deletions(
+    bank: Connection, after_seq: int, upto_seq: int, namespace: str | None = None
+) -> list[tuple[int, str]]:
+    """(case_id, namespace) of the cases deleted with after_seq < seq <= upto_seq."""
+    where = "" if namespace is None else " AND namespace = ?"
+    params: list[object] = [after_seq, upto_seq] + ([] if namespace is None else [namespace])
+    rows = bank._query(
+        f"SELECT case_id, namespace FROM case_deletions WHERE seq > ? AND seq <= ?{where}"
+        " ORDER BY seq",
+        params,
+    )
+    return [(int(row[0]), row[1]) for row in rows]
+
+
+def read_snapshot(bank: Connection) -> _ReadTransaction:
+    """A read transaction: every read inside sees the bank at one moment (WAL snapshot)."""
+    return _ReadTransaction(bank)
+
+
+class _ReadTransaction:
+    def __init__(self, bank: Connection) -> None:
+        self.bank = bank
+
+    def __enter__(self) -> None:
+        self.bank._lock.acquire()
+        if not self.bank.db.conn.in_transaction:
+            self.bank.db.execute("BEGIN")
+            self.opened = True
+        else:
+            self.opened = False
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self.opened:
+                self.bank.db.execute("COMMIT")
+        finally:
+            self.bank._lock.release()

@@ -6,10 +6,10 @@ since the case bank is synchronous SQLite. Nothing here writes.
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import TYPE_CHECKING, Any
 
 from fastmcp import Context, FastMCP
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -19,16 +19,25 @@ from memento_mcp.errors import NotFound
 from memento_mcp.memory import Memory
 from memento_mcp.settings import Settings
 
-_templates = Environment(
-    loader=PackageLoader("memento_mcp.dashboard", "templates"),
-    autoescape=select_autoescape(default=True),
-    undefined=StrictUndefined,
-)
-_templates.filters["metric"] = views.metric
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
+@functools.cache
+def _templates() -> Environment:
+    # Built on the first page: stdio servers never render one, and jinja2 costs ~0.1 s to load.
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+    templates = Environment(
+        loader=PackageLoader("memento_mcp.dashboard", "templates"),
+        autoescape=select_autoescape(default=True),
+        undefined=StrictUndefined,
+    )
+    templates.filters["metric"] = views.metric
+    return templates
 
 
 def render(template: str, status: int = 200, **context: Any) -> HTMLResponse:
-    html = _templates.get_template(template).render(**context)
+    html = _templates().get_template(template).render(**context)
     # The page never needs scripts or outside resources; say so to the browser.
     headers = {
         "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'",
