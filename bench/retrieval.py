@@ -42,6 +42,7 @@ from _synthetic import (  # noqa: E402
     synthetic_chunks,
 )
 
+from memento_mcp import transfer  # noqa: E402
 from memento_mcp.memory import open_memory  # noqa: E402
 from memento_mcp.retrieval.encoder import shared_encoder  # noqa: E402
 from memento_mcp.settings import Settings  # noqa: E402
@@ -158,7 +159,7 @@ def import_with_encoding(tmp: Path) -> float:
     memory = open_memory(Settings(home=tmp / "encode-import"))
     shared_encoder().load()
     start, cpu = time.perf_counter(), time.process_time()
-    report = memory.import_file(STARTER_BANK)
+    report = transfer.import_file(memory, STARTER_BANK)
     rate = report.added / (time.perf_counter() - start)
     print(f"  import with encoding: {rate:.0f} cases/s wall,"
           f" {report.added / (time.process_time() - cpu):.0f} per CPU-second", flush=True)
@@ -175,7 +176,7 @@ def bench_size(size: int, tmp: Path, queries: list[str], repeats: int) -> dict[s
 
     memory = open_memory(Settings(home=home))
     t = time.perf_counter()
-    report = memory.import_file(source)
+    report = transfer.import_file(memory, source)
     import_s = time.perf_counter() - t
     t = time.perf_counter()
     memory.index.flush()

@@ -142,6 +142,8 @@ def import_(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from memento_mcp import transfer
+
     if (path is None) == (not starter):
         _fail("give a PATH or --starter (not both)")
     source = STARTER_BANK if starter else path
@@ -155,8 +157,8 @@ def import_(
     ) as bar:
         task = bar.add_task("importing cases", total=None)
         try:
-            report = memory.import_file(
-                source, skip_bad=skip_bad,
+            report = transfer.import_file(
+                memory, source, skip_bad=skip_bad,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
             bar.update(task, description="indexing vectors")
@@ -182,16 +184,18 @@ def export(
     """Write the namespace's cases (or labelled pairs) back out in a Memento JSONL layout."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from memento_mcp import transfer
+
     fmt: Format = format.value  # type: ignore[assignment]
     memory = _memory()
-    # Memory.export_file reports no per-line progress, so show that it is alive and for how long.
+    # transfer.export_file reports no per-line progress, so show that it is alive and for how long.
     with Progress(
         SpinnerColumn(), TextColumn(f"exporting {fmt} lines to {path}"), TimeElapsedColumn(),
         console=errors, transient=True,
     ) as bar:
         bar.add_task("export", total=None)
         try:
-            count = memory.export_file(path, fmt, with_embeddings=with_embeddings)
+            count = transfer.export_file(memory, path, fmt, with_embeddings=with_embeddings)
         except MementoError as exc:
             _fail(str(exc))
     console.print(f"wrote {count} lines to {path}")

@@ -1,23 +1,20 @@
-"""Memory: the case bank, the encoder, the index and the Q-scorer working as one.
+"""Memory: the case bank, the encoder, the index and the learned retriever working as one.
 
-Every MCP tool and CLI command that touches cases goes through this class, so the server, the
-CLI, the agent loop and the tests all reach the same code.
+Every MCP tool and CLI command that retrieves or records goes through this class, so the server,
+the CLI, the agent loop and the tests all reach the same code. Checks on input live in
+`validation`, Memento's files in `transfer`, how cases are ranked in `retriever.policy`.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from memento_mcp.casebank import CaseBank, Impression, NewCase, content_hash
-from memento_mcp.casebank.memento_io import Format, Record, export_lines, read_jsonl
+from memento_mcp import validation
+from memento_mcp.casebank import CaseBank, Impression, NewCase
 from memento_mcp.errors import InvalidInput
 from memento_mcp.models import (
     POSITIVE_REWARD,
@@ -30,7 +27,6 @@ from memento_mcp.models import (
 from memento_mcp.retrieval.encoder import Encoder, shared_encoder
 from memento_mcp.retrieval.index import VectorIndex
 from memento_mcp.settings import Settings
-
 from retriever.contract import PriorModel
 from retriever.policy import Selection, contextual_evidence, select
 
@@ -74,16 +70,6 @@ class LazyLearner:
         self.trainer.notify_labelled(namespace, n)
 
 
-@dataclass
-class ImportReport:
-    format: Format | None
-    read: int
-    added: int
-    skipped_duplicates: int
-    impressions: int
-    bad_lines: list[str]
-
-
 class Memory:
     def __init__(
         self,
@@ -101,37 +87,11 @@ class Memory:
         self.learner = learner
         self._rng = np.random.default_rng()
 
-    # -- validation ----------------------------------------------------------------------------
-
     def _text(self, name: str, value: str | None, required: bool = True) -> str:
-        if value is None or not value.strip():
-            if required:
-                raise InvalidInput(f"{name} must be non-empty text")
-            return value or ""
-        size = len(value.encode("utf-8"))
-        if size > self.settings.max_field_bytes:
-            raise InvalidInput(
-                f"{name} is {size} bytes; the limit is {self.settings.max_field_bytes} bytes"
-                " per field: shorten it or store the long part elsewhere and reference it"
-            )
-        return value
+        return validation.text(name, value, self.settings.max_field_bytes, required)
 
     def _namespace(self, namespace: str | None) -> str:
-        namespace = namespace or self.settings.namespace
-        if len(namespace) > 128:
-            raise InvalidInput("namespace must be at most 128 characters")
-        return namespace
-
-    @staticmethod
-    def _reward(reward: float | None, success: bool | None) -> float:
-        if reward is None and success is None:
-            raise InvalidInput("give the outcome as reward (0..1) or success (true/false)")
-        if reward is not None and success is not None and reward != float(success):
-            raise InvalidInput("reward and success disagree; give one of them")
-        value = float(success) if reward is None else float(reward)
-        if math.isnan(value) or not 0.0 <= value <= 1.0:
-            raise InvalidInput(f"reward must be within [0, 1], got {reward}")
-        return value
+        return validation.namespace(namespace, self.settings.namespace)
 
     # -- retrieval -----------------------------------------------------------------------------
 
@@ -239,7 +199,7 @@ class Memory:
         namespace: str | None = None,
     ) -> OutcomeReceipt:
         """Store how a task went: label what was shown for it and keep it as a new case."""
-        value = self._reward(reward, success)
+        value = validation.reward(reward, success)
         new_case: NewCase | None = None
         if request_id is not None:
             request = self.bank.get_request(request_id)
@@ -329,144 +289,6 @@ class Memory:
             ranking=self.settings.ranking,
             index=self.index.status(),
         )
-
-    # -- Memento files -------------------------------------------------------------------------
-
-    def import_file(
-        self,
-        path: Path,
-        namespace: str | None = None,
-        skip_bad: bool = False,
-        batch_size: int | None = None,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> ImportReport:
-        """Import a Memento JSONL file; each batch is one transaction, so a crash keeps whole batches.
-
-        Bad lines stop the import before anything is written, unless skip_bad is set. Cases that
-        carry an `embedding` (a cases file exported --with-embeddings) are not encoded again.
-        """
-        namespace = self._namespace(namespace)
-        fmt, records, errors = read_jsonl(path)
-        for record in records:
-            for name in ("task", "plan", "answer", "query"):
-                value = getattr(record, name)
-                if value and len(value.encode("utf-8")) > self.settings.max_field_bytes:
-                    errors.append(f"line {record.line}: {name} exceeds the field size limit")
-            if record.embedding is not None and len(record.embedding) != self.encoder.dimensions:
-                raise InvalidInput(
-                    f"{path}, line {record.line}: embedding has {len(record.embedding)}"
-                    f" dimensions, but this bank's encoder ({self.encoder.name}) makes"
-                    f" {self.encoder.dimensions}; nothing was imported. Export the cases from a"
-                    " bank with the same encoder, or drop the embedding fields to encode them here."
-                )
-        if errors and not skip_bad:
-            shown = "\n".join(errors[:20])
-            more = f"\n... and {len(errors) - 20} more" if len(errors) > 20 else ""
-            raise InvalidInput(
-                f"{path}: {len(errors)} bad line(s); nothing was imported (use --skip-bad to"
-                f" import the rest):\n{shown}{more}"
-            )
-        bad = {int(message.split(":")[0].split()[1]) for message in errors}
-        records = [record for record in records if record.line not in bad]
-        report = ImportReport(fmt, len(records), 0, 0, 0, errors)
-        if batch_size is None:  # precomputed vectors: bigger transactions; encoding: 256 texts
-            batch_size = 5000 if records and records[0].embedding is not None else 256
-        case_ids = self._import_cases(records, namespace, batch_size, report, progress)
-        self._import_pairs(records, case_ids, namespace, report)
-        self.index.invalidate()
-        return report
-
-    def _import_cases(
-        self,
-        records: list[Record],
-        namespace: str,
-        batch_size: int,
-        report: ImportReport,
-        progress: Callable[[int, int], None] | None,
-    ) -> list[int]:
-        """Write the records' cases, encoding only those not stored yet; case_id per record."""
-        hashes = [content_hash(r.task, r.plan, r.answer) for r in records]
-        known = self.bank.existing_cases(namespace, list(dict.fromkeys(hashes)))
-        fresh = [i for i, digest in enumerate(hashes) if digest not in known]
-        fresh = list({hashes[i]: i for i in reversed(fresh)}.values())[::-1]  # first of duplicates
-        report.skipped_duplicates = len(records) - len(fresh)
-        for start in range(0, len(fresh), batch_size):
-            batch = [records[i] for i in fresh[start : start + batch_size]]
-            vectors = self._vectors(batch)
-            new = [
-                NewCase(namespace, r.task, r.plan, r.answer, r.reward, "import", r.metadata)
-                for r in batch
-            ]
-            for digest, (case_id, _) in zip(
-                (hashes[i] for i in fresh[start : start + batch_size]),
-                self.bank.add_cases(list(zip(new, vectors, strict=True))),
-                strict=True,
-            ):
-                known[digest] = case_id
-            report.added += len(batch)
-            if progress:
-                progress(start + len(batch), len(fresh))
-        return [known[digest] for digest in hashes]
-
-    def _vectors(self, batch: list[Record]) -> np.ndarray:
-        """The records' embeddings: the ones they carry, the encoder's for the rest."""
-        missing = [i for i, r in enumerate(batch) if r.embedding is None]
-        if not missing:
-            return np.stack([r.embedding for r in batch])  # type: ignore[misc]
-        encoded = self.encoder.encode([batch[i].task for i in missing])
-        if len(missing) == len(batch):
-            return encoded
-        vectors = np.stack([
-            r.embedding if r.embedding is not None else np.zeros(self.encoder.dimensions)
-            for r in batch
-        ]).astype(np.float32)
-        vectors[missing] = encoded
-        return vectors
-
-    def _import_pairs(
-        self, records: list[Record], case_ids: list[int], namespace: str, report: ImportReport
-    ) -> None:
-        """Training pairs become one labelled request per query, unless imported before."""
-        groups: dict[str, list[tuple[Record, int]]] = {}
-        for record, case_id in zip(records, case_ids, strict=True):
-            if record.query is not None:
-                groups.setdefault(record.query, []).append((record, case_id))
-        request_ids = {
-            query: "import-" + uuid.uuid5(uuid.NAMESPACE_URL, namespace + "\0" + query).hex
-            for query in groups
-        }
-        done = self.bank.known_requests(list(request_ids.values())) if groups else set()
-        todo = [query for query in groups if request_ids[query] not in done]
-        for start in range(0, len(todo), 256):
-            queries = todo[start : start + 256]
-            for query, query_vec in zip(queries, self.encoder.encode(queries), strict=True):
-                impressions = [
-                    Impression(case_id, rank, 0.0, 0.0, 1.0, record.query_reward)
-                    for rank, (record, case_id) in enumerate(groups[query], start=1)
-                ]
-                self.bank.log_request(
-                    request_ids[query], namespace, query, query_vec, "import", impressions, "import"
-                )
-                report.impressions += len(impressions)
-
-    def export_file(
-        self, path: Path, fmt: Format, namespace: str | None = None, with_embeddings: bool = False
-    ) -> int:
-        if with_embeddings and fmt != "cases":
-            raise InvalidInput("--with-embeddings needs the cases format (-f cases)")
-        namespace = self._namespace(namespace)
-        cases = self.bank.iter_cases(namespace)
-        pairs = self.bank.iter_labelled_pairs(namespace)
-        lookup = {case.case_id: case for case in self.bank.iter_cases(namespace)} if (
-            fmt == "training_data"
-        ) else {}
-        count = 0
-        with path.open("w", encoding="utf-8") as handle:
-            vectors_of = self.bank.case_vectors if with_embeddings else None
-            for line in export_lines(fmt, cases, pairs, lookup, vectors_of):
-                handle.write(line + "\n")
-                count += 1
-        return count
 
 
 def _hit(case: Case, rank: int, score: float, similarity: float) -> CaseHit:

@@ -83,9 +83,10 @@ def relevance(similarity: np.ndarray) -> np.ndarray:
     center = float(np.median(pool))
     spread = max(1.4826 * float(np.median(np.abs(pool - center))), 0.05)
     standing = (similarity - center) / spread
-    return _sigmoid((standing - RELEVANCE_Z) / RELEVANCE_Z_WIDTH) * _sigmoid(
-        (similarity - RELEVANCE_FLOOR) / 0.05
-    )
+    stands_out = _sigmoid((standing - RELEVANCE_Z) / RELEVANCE_Z_WIDTH)
+    above_floor = _sigmoid((similarity - RELEVANCE_FLOOR) / 0.05)
+    result: np.ndarray = stands_out * above_floor
+    return result
 
 
 def contextual_evidence(

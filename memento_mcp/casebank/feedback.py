@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from memento_mcp.casebank.cases import Cases
+from memento_mcp.casebank.cases import Cases, NewCase
 from memento_mcp.casebank.connection import from_blob, now, to_blob
 from memento_mcp.errors import Conflict, NotFound
 from retriever.contract import credit_shares

@@ -37,7 +37,7 @@ class Learning(Connection):
         rows = self._query(sql + " ORDER BY impressions.id DESC LIMIT ?", [*params, limit])[::-1]
         n = len(rows)
 
-        def matrix(column: int, fallback: int | None = None) -> np.ndarray:
+        def matrix(column: int, fallback: int) -> np.ndarray:
             if not n:
                 return np.zeros((0, self.dimensions), dtype=np.float32)
             blobs = (row[column] if row[column] is not None else row[fallback] for row in rows)
@@ -47,8 +47,8 @@ class Learning(Connection):
             impression_ids=np.array([row[0] for row in rows], dtype=np.int64),
             request_ids=[row[1] for row in rows],
             case_ids=np.array([row[2] for row in rows], dtype=np.int64),
-            query_vecs=matrix(3),
-            case_vecs=matrix(4),
+            query_vecs=matrix(3, 3),
+            case_vecs=matrix(4, 4),
             plan_vecs=matrix(5, fallback=4),
             rewards=np.array([row[6] for row in rows], dtype=np.float32),
             credits=np.array([row[7] for row in rows], dtype=np.float32),
@@ -78,8 +78,8 @@ class Learning(Connection):
     def plan_vectors(self, case_ids: list[int]) -> np.ndarray:
         """(N, D) plan embeddings; a plan not embedded yet is stood in for by its task's."""
         marks = ",".join("?" * len(case_ids))
-        rows = dict(
-            self._query(
+        rows: dict[int, bytes] = dict(
+            self._query(  # type: ignore[arg-type]  # (case_id, vector) rows
                 "SELECT embeddings.case_id, coalesce(plan_embeddings.vector, embeddings.vector)"
                 " FROM embeddings LEFT JOIN plan_embeddings"
                 " ON plan_embeddings.case_id = embeddings.case_id"

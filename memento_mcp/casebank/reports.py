@@ -23,7 +23,9 @@ class Reports(Connection):
             "cases": sum(row[1] for row in namespaces),
             "requests": self._query("SELECT count(*) FROM requests")[0][0],
             "impressions": self._query("SELECT count(*) FROM impressions")[0][0],
-            "labelled_impressions": self.labelled_count(),
+            "labelled_impressions": self._query(
+                "SELECT count(*) FROM impressions WHERE reward IS NOT NULL"
+            )[0][0],
             "namespaces": [
                 {
                     "namespace": row[0],

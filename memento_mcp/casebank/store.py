@@ -9,7 +9,6 @@ connection (`connection.Connection`).
 
 from __future__ import annotations
 
-from memento_mcp.casebank.cases import Cases
 from memento_mcp.casebank.feedback import Feedback
 from memento_mcp.casebank.learning import Learning
 from memento_mcp.casebank.lexical import Lexical

@@ -20,8 +20,8 @@ class Vectors(Connection):
     def case_vectors(self, case_ids: list[int]) -> np.ndarray:
         """(N, D) task embeddings, in the order of `case_ids`."""
         marks = ",".join("?" * len(case_ids))
-        rows = dict(
-            self._query(
+        rows: dict[int, bytes] = dict(
+            self._query(  # type: ignore[arg-type]  # (case_id, vector) rows
                 f"SELECT case_id, vector FROM embeddings WHERE case_id IN ({marks})", case_ids
             )
         )

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from memento_mcp import transfer
 from memento_mcp.casebank import CaseBank, NewCase
 from memento_mcp.cli import app
 from memento_mcp.errors import InvalidInput
@@ -59,12 +60,12 @@ def test_export_with_embeddings_then_import_skips_the_encoder(tmp_path: Path) ->
 
     settings = Settings(home=tmp_path / "b")
     memory = Memory(CaseBank(settings.db_path), settings, encoder=NoEncoder())  # type: ignore[arg-type]
-    report = memory.import_file(out)
+    report = transfer.import_file(memory, out)
     assert (report.format, report.added) == ("cases", 30)
     stored = memory.bank.case_vectors([case.case_id for case in memory.bank.iter_cases()])
     np.testing.assert_allclose(stored, vectors, atol=1e-6)
     assert [case.metadata for case in memory.bank.iter_cases()][3] == {"i": 3}
-    assert memory.import_file(out).added == 0  # re-importing adds nothing
+    assert transfer.import_file(memory, out).added == 0  # re-importing adds nothing
     found, sims = memory.index.search("default", vectors[4], 1)
     assert sims[0] == pytest.approx(1.0, abs=1e-5)
 
@@ -81,7 +82,7 @@ def test_an_embedding_of_the_wrong_dimension_is_refused_with_nothing_imported(
     settings = Settings(home=tmp_path / "home")
     memory = Memory(CaseBank(settings.db_path), settings, encoder=NoEncoder())  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match=r"line 2: embedding has 768 dimensions.*makes 384"):
-        memory.import_file(source, skip_bad=True)
+        transfer.import_file(memory, source, skip_bad=True)
     assert memory.bank.stats()["cases"] == 0
 
     code, output = run(tmp_path / "home", "import", str(source))

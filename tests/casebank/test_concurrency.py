@@ -14,6 +14,7 @@ import pytest
 from fastmcp import Client
 from fastmcp.client.transports import StdioTransport
 
+from memento_mcp import transfer
 from memento_mcp.casebank import CaseBank
 from memento_mcp.memory import open_memory
 from memento_mcp.settings import Settings
@@ -65,12 +66,13 @@ IMPORTER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
+    from memento_mcp import transfer
     from memento_mcp.memory import open_memory
     from memento_mcp.settings import Settings
 
     memory = open_memory(Settings(home=sys.argv[1]))
-    memory.import_file(
-        Path(sys.argv[2]), batch_size=16,
+    transfer.import_file(
+        memory, Path(sys.argv[2]), batch_size=16,
         progress=lambda done, total: print(f"acknowledged {done}", flush=True),
     )
     print("finished", flush=True)
@@ -108,5 +110,5 @@ def test_sigkill_during_import_keeps_every_acknowledged_case(tmp_path: Path) -> 
     assert [case.task for case in cases] == [f"Question number {i} about topic {i % 7}?"
                                              for i in range(len(cases))]
     # the import resumes where it stopped, without duplicates
-    report = memory.import_file(source)
+    report = transfer.import_file(memory, source)
     assert report.added == 400 - len(cases) and memory.bank.stats()["cases"] == 400
