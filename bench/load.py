@@ -8,8 +8,7 @@ What it does (read this before quoting the numbers):
   into a template MEMENTO_HOME, and copies it to a fresh home per mode.
 - Per mode, starts one real server, `memento-mcp serve --transport http` on 127.0.0.1 and a free
   port: `on` with the default settings (learning on), `off` with MEMENTO_RANKING=similarity (plain
-  cosine ranking). A server from before issue 9 has no `ranking`; there `off` also sets
-  MEMENTO_RETRAIN_EVERY=10^9 so that it never retrains (the output says which was used).
+  cosine ranking, nothing learns or trains).
 - One warm-up retrieve and record load the encoder and the index; then `--runs` runs against the same server process.
   In each, `--clients` MCP clients (fastmcp Client over streamable HTTP, one session each, all in
   this process's event loop) loop until `--duration` seconds have passed: 80 % of calls are
@@ -78,17 +77,10 @@ def starter_home() -> Path:
 
 
 def mode_env(mode: str) -> tuple[dict[str, str], str]:
-    """Environment for a mode, and what it means on this server."""
+    """Environment for a mode, and what it means."""
     if mode == "on":
         return {}, "defaults"
-    from memento_mcp.settings import Settings
-
-    if "ranking" in Settings.model_fields:
-        return {"MEMENTO_RANKING": "similarity"}, "MEMENTO_RANKING=similarity"
-    return (
-        {"MEMENTO_RANKING": "similarity", "MEMENTO_RETRAIN_EVERY": str(10**9)},
-        "MEMENTO_RANKING=similarity (unknown to this server) + MEMENTO_RETRAIN_EVERY=1e9",
-    )
+    return {"MEMENTO_RANKING": "similarity"}, "MEMENTO_RANKING=similarity"
 
 
 def free_port() -> int:

@@ -160,11 +160,8 @@ async def serve_world(world: World, policy: str, u: list[float]) -> list[dict[st
     opened: list[Any] = []
     original = server_mod.open_memory
 
-    def open_memory(s: Any) -> Any:
+    def open_memory(s: Any) -> Any:  # keep hold of the Memory, to wait for its retrains
         memory = original(s)
-        # A server from before issue 9 has no `ranking`: cosine is it with the learner detached.
-        if policy == "cosine" and "ranking" not in type(s).model_fields:
-            memory.scorers = None
         opened.append(memory)
         return memory
 
@@ -199,9 +196,9 @@ async def one_step(
     ns = {"namespace": step.namespace} if step.namespace else {}
     res = await client.call_tool("retrieve_cases", {"query": step.query, "k": world.k, **ns})
     res = res.structured_content
-    hits = res.get("cases") or res.get("positive", []) + res.get("negative", [])
+    hits = res["positive"] + res["negative"]
     hits = sorted(hits, key=lambda h: h["rank"])
-    abstain = bool(res.get("abstain")) or not hits
+    abstain = res["abstain"] or not hits
     shown = [ids[h["case_id"]] for h in hits]
     followed = None if abstain else shown[0]
     cos_top = hits[0]["similarity"] >= max(h["similarity"] for h in hits) if hits else None
@@ -214,13 +211,12 @@ async def one_step(
 
 
 def settle(opened: list[Any]) -> None:
-    """Let a background retrain finish before its bank closes (duck-typed: servers differ)."""
+    """Let a background retrain finish before its bank closes."""
     for memory in opened:
-        for holder in ("scorers", "learner"):  # before and after issue 9
-            # Only a trainer already made (a cached_property): don't create one to wait on it.
-            trainer = getattr(getattr(memory, holder, None), "__dict__", {}).get("trainer")
-            if hasattr(trainer, "wait_idle"):
-                trainer.wait_idle(timeout=900)
+        # Only a trainer already made (a cached_property): don't create one to wait on it.
+        trainer = getattr(memory.learner, "__dict__", {}).get("trainer")
+        if trainer is not None:
+            trainer.wait_idle(timeout=900)
 
 
 # -- numbers -----------------------------------------------------------------------------------
