@@ -119,19 +119,20 @@ class Learning(Connection):
         Ranking weighs them by how close each query was to the one at hand, so a case's record
         speaks for the tasks it was tried on, not for every task it resembles.
         """
-        if not case_ids:
-            return {}
-        marks = ",".join("?" * len(case_ids))
-        rows = self._query(
-            "SELECT case_id, query_vector, reward, credit FROM ("
-            " SELECT impressions.case_id, requests.query_vector, impressions.reward,"
-            "  coalesce(impressions.credit, 1.0) AS credit, row_number() OVER ("
-            "   PARTITION BY impressions.case_id ORDER BY impressions.id DESC) AS recent"
-            " FROM impressions JOIN requests ON requests.id = impressions.request_id"
-            f" WHERE impressions.case_id IN ({marks}) AND impressions.reward IS NOT NULL"
-            ") WHERE recent <= ? ORDER BY case_id, recent",
-            [*case_ids, per_case],
-        )
+        # One small query per case: the impressions(case_id) index hands each case's newest rows
+        # first, so the cost stays bounded however long a popular case's history grows (a
+        # window over all of it grew with every outcome: bench/load.py).
+        rows = []
+        with self._lock:
+            for case_id in case_ids:
+                rows += self._query(
+                    "SELECT impressions.case_id, requests.query_vector, impressions.reward,"
+                    " coalesce(impressions.credit, 1.0) FROM impressions"
+                    " JOIN requests ON requests.id = impressions.request_id"
+                    " WHERE impressions.case_id = ? AND impressions.reward IS NOT NULL"
+                    " ORDER BY impressions.id DESC LIMIT ?",
+                    (case_id, per_case),
+                )
         grouped: dict[int, list[tuple[bytes, float, float]]] = {}
         for case_id, blob, reward, credit in rows:
             grouped.setdefault(int(case_id), []).append((blob, reward, credit))
