@@ -366,6 +366,16 @@ class VectorIndex:
                 for namespace, space in sorted(self._spaces.items())
             }
 
+    def case_ids(self, namespace: str) -> set[int]:
+        """Every case id a search of the namespace can return (to check it against the bank)."""
+        self.sync()
+        with self._lock:
+            space = self._spaces.get(namespace)
+            if space is None:
+                return set()
+            indexed = set() if space.ann is None else set(np.asarray(space.ann.keys).tolist())
+            return (indexed - space.dead) | set(space.rows.ids[: space.rows.size].tolist())
+
     def __len__(self) -> int:
         self.sync()
         with self._lock:
