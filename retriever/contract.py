@@ -25,8 +25,13 @@ long enough (about 6 outcomes' worth of evidence at most) that, with sharpened T
 (policy.SHARPNESS), a 0.85 case and a 0.25 case are told apart. Tuned with bench/scenarios.py:
 half-lives of 8 and 6 followed drift more slowly (0.67 and 0.76 of the oracle against 0.86)."""
 
-HISTORY = 32
-"""Latest labelled showings of a case that ranking reads; older ones weigh < 6 % anyway."""
+HISTORY = 16
+"""Latest labelled showings of a case that ranking reads: behind 16 outcomes' worth of credit an
+outcome weighs 6 % (four half-lives), and reading more costs every retrieval (bench/load.py)."""
+
+MIN_CREDIT = 0.05
+"""Showings that carried less of an outcome than this (a fourth-ranked case nobody named: 0.004)
+are left out of the history: they would take its slots and weigh next to nothing."""
 
 
 def recency_weights(credits_newest_first: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 
 from memento_mcp.casebank.connection import Connection, from_blob, now, to_blob
 from memento_mcp.errors import NotFound
-from retriever.contract import HISTORY, TrainingSet
+from retriever.contract import HISTORY, MIN_CREDIT, TrainingSet
 
 
 class Learning(Connection):
@@ -130,8 +130,9 @@ class Learning(Connection):
                     " coalesce(impressions.credit, 1.0) FROM impressions"
                     " JOIN requests ON requests.id = impressions.request_id"
                     " WHERE impressions.case_id = ? AND impressions.reward IS NOT NULL"
+                    " AND coalesce(impressions.credit, 1.0) >= ?"
                     " ORDER BY impressions.id DESC LIMIT ?",
-                    (case_id, per_case),
+                    (case_id, MIN_CREDIT, per_case),
                 )
         grouped: dict[int, list[tuple[bytes, float, float]]] = {}
         for case_id, blob, reward, credit in rows:
