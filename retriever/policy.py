@@ -140,9 +140,12 @@ def select(
         inclusion[order] = 1.0
         return Selection([int(i) for i in order], [1.0] * len(order), scores, inclusion)
 
+    tried = np.flatnonzero(trials > 0)  # only these are drawn: the others take their mean
+
     def draw(size: int) -> np.ndarray:  # (size, N) sampled scores
-        theta = np.where(
-            trials > 0, rng.beta(SHARPNESS * alpha, SHARPNESS * beta, size=(size, n)), mean
+        theta = np.broadcast_to(mean, (size, n)).copy()
+        theta[:, tried] = rng.beta(
+            SHARPNESS * alpha[tried], SHARPNESS * beta[tried], size=(size, len(tried))
         )
         return rel * theta + tie
 
