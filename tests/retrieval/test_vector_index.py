@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from memento_mcp.casebank import CaseBank, NewCase
-from memento_mcp.casebank.store import from_blob
+from memento_mcp.casebank.connection import from_blob
 from memento_mcp.retrieval.index import VectorIndex
 
 DIMS = 384
