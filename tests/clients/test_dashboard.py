@@ -67,6 +67,8 @@ def make_home(tmp_path: Path, seed: Callable[..., list[int]]) -> Path:
     seed(home, CASES, days_ago=[3, 2, 2, 0, 0])
     bank = CaseBank(home / "memento.db")
     bank.add_retriever_version("q-0001", "/ckpt/1", {"auc": 0.7012})
+    bank.add_retriever_version("q-0000", "/ckpt/0", {"auc": 0.6})  # all namespaces, no value
+    bank.activate_retriever("q-0000")
     bank.add_retriever_version(
         "q-0002",
         "/ckpt/2",
@@ -179,6 +181,7 @@ def test_retriever_panel_shows_what_serves_and_its_policy_value(page: TestClient
     assert "learned" in retriever and "q-0002" in retriever
     assert "policy value 0.742 vs 0.500" in retriever and "[0.110, 0.360]" in retriever
     assert "0.812" in html  # the versions table keeps the other metrics
+    assert "all namespaces" in retriever  # a version from before per-namespace training
 
 
 def test_charts_are_inline_svg(page: TestClient) -> None:

@@ -128,7 +128,9 @@ def test_dashboard_loads_shows_cases_and_search_filters(
     seed(home, *history())
     bank = CaseBank(home / "memento.db")
     bank.add_retriever_version("q-head-0001", "ckpt/1.pt", {"auc": 0.71, "ndcg@4": 0.62})
-    bank.add_retriever_version("q-head-0002", "ckpt/2.pt", {"auc": 0.78, "ndcg@4": 0.69})
+    bank.add_retriever_version(
+        "q-head-0002", "ckpt/2.pt", {"auc": 0.78, "value": 0.74, "incumbent_value": 0.5}
+    )
     bank.activate_retriever("q-head-0002")
     bank.close()
     server = http_server_factory(home=home, MEMENTO_AUTH_TOKEN=TOKEN)
@@ -149,7 +151,7 @@ def test_dashboard_loads_shows_cases_and_search_filters(
     assert seen["rowsBefore"][0] == "Who wrote the novel Dune, and when?"
     assert len(seen["rowsBefore"]) == 25 and seen["count"] == "41 cases"
     assert seen["charts"] == 2
-    assert "q-head-0002" in seen["retriever"] and "0.780" in seen["retriever"]
+    assert "q-head-0002" in seen["retriever"] and "policy value 0.740 vs 0.500" in seen["retriever"]
 
     assert "q=dune" in seen["searchUrl"]
     assert seen["rowsAfter"] and all("Dune" in task for task in seen["rowsAfter"])
