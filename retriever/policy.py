@@ -66,7 +66,7 @@ class Selection:
 
     order: list[int]
     propensities: list[float]  # of the shown cases, in order
-    scores: np.ndarray  # (N,) posterior mean P(help) of every candidate
+    scores: np.ndarray  # (N,) relevance x posterior mean: the estimated P(help) of each candidate
     inclusion: np.ndarray  # (N,) each candidate's probability of being shown; sums to k
 
 
