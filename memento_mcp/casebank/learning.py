@@ -184,24 +184,34 @@ class Learning(Connection):
     def retriever_versions(self, namespace: str | None = None) -> list[dict[str, Any]]:
         """Versions of one namespace, oldest first (None: every namespace's)."""
         rows = self._query(
-            "SELECT version, path, metrics, created_at, promoted_at, active, namespace"
-            " FROM retriever_versions WHERE ? IS NULL OR namespace = ? ORDER BY created_at",
+            f"SELECT {_VERSION_COLUMNS} FROM retriever_versions"
+            " WHERE ? IS NULL OR namespace = ? ORDER BY created_at",
             (namespace, namespace),
         )
-        return [
-            {
-                "version": row[0],
-                "path": row[1],
-                "metrics": json.loads(row[2] or "{}"),
-                "created_at": row[3],
-                "promoted_at": row[4],
-                "active": bool(row[5]),
-                "namespace": row[6],
-            }
-            for row in rows
-        ]
+        return [_version(row) for row in rows]
 
     def active_retriever(self, namespace: str | None = None) -> dict[str, Any] | None:
-        """The version serving `namespace` (None: the most recently promoted anywhere)."""
-        active = [v for v in self.retriever_versions(namespace) if v["active"]]
-        return max(active, key=lambda v: v["promoted_at"] or "") if active else None
+        """The version serving `namespace` (None: the most recently promoted anywhere).
+
+        Every retrieval asks, so this reads one row (another process may have promoted)."""
+        rows = self._query(
+            f"SELECT {_VERSION_COLUMNS} FROM retriever_versions WHERE active = 1"
+            " AND (? IS NULL OR namespace = ?) ORDER BY promoted_at DESC LIMIT 1",
+            (namespace, namespace),
+        )
+        return _version(rows[0]) if rows else None
+
+
+_VERSION_COLUMNS = "version, path, metrics, created_at, promoted_at, active, namespace"
+
+
+def _version(row: Any) -> dict[str, Any]:
+    return {
+        "version": row[0],
+        "path": row[1],
+        "metrics": json.loads(row[2] or "{}"),
+        "created_at": row[3],
+        "promoted_at": row[4],
+        "active": bool(row[5]),
+        "namespace": row[6],
+    }
