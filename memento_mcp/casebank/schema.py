@@ -122,10 +122,21 @@ def _v3_case_deletions(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v4_history_index(db: sqlite_utils.Database) -> None:
+    # Ranking reads each candidate's newest labelled showings (casebank/learning.py,
+    # case_history) on every retrieval; with the columns it needs in the index, SQLite never
+    # visits the table rows (50 candidates: 3.0 -> 1.3 ms with ~12 showings a case).
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS impressions_history"
+        " ON impressions (case_id, id, reward, credit, request_id)"
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial,
     _v2_learning,
     _v3_case_deletions,
+    _v4_history_index,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
