@@ -170,8 +170,7 @@ class Memory:
         plan_works = (
             model.predict(query_vec, vectors, self.bank.plan_vectors(ids)) if model else 0.5
         )
-        history = self.bank.case_history(ids)
-        successes, trials = contextual_evidence(query_vec, [history.get(i) for i in ids])
+        successes, trials = contextual_evidence(query_vec, self.bank.case_history(ids), len(ids))
         selection = select(
             closeness,
             np.broadcast_to(plan_works, closeness.shape),

@@ -34,10 +34,25 @@ MIN_CREDIT = 0.05
 are left out of the history: they would take its slots and weigh next to nothing."""
 
 
-def recency_weights(credits_newest_first: np.ndarray) -> np.ndarray:
-    """Each outcome's weight: its credit, halved for every EVIDENCE_HALF_LIFE credit newer."""
-    newer = np.concatenate([[0.0], np.cumsum(credits_newest_first)[:-1]])
-    weights: np.ndarray = credits_newest_first * 0.5 ** (newer / EVIDENCE_HALF_LIFE)
+@dataclass
+class History:
+    """Candidates' latest labelled showings as flat arrays: rows grouped by candidate (its index
+    in the list asked for), newest first within each."""
+
+    owner: np.ndarray  # (M,) int: which candidate the row belongs to
+    queries: np.ndarray  # (M, D) float32: the query each showing answered
+    rewards: np.ndarray  # (M,) float
+    credits: np.ndarray  # (M,) float: the share of its outcome the showing carried
+
+
+def recency_weights(owner: np.ndarray, credits: np.ndarray) -> np.ndarray:
+    """Each outcome's weight: its credit, halved for every EVIDENCE_HALF_LIFE of credit newer
+    than it in the same candidate's history (rows grouped by owner, newest first)."""
+    running = np.cumsum(credits)
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]]) if len(owner) else owner
+    before_group = np.repeat(running[starts] - credits[starts], np.diff(np.r_[starts, len(owner)]))
+    newer = running - credits - before_group
+    weights: np.ndarray = credits * 0.5 ** (newer / EVIDENCE_HALF_LIFE)
     return weights
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from retriever.contract import recency_weights
+from retriever.contract import History, recency_weights
 
 PRIOR_WEIGHT = 2.0
 """How many outcomes the prior mean is worth: Beta(1, 1) when the prior mean is 0.5."""
@@ -90,19 +90,14 @@ def relevance(similarity: np.ndarray) -> np.ndarray:
 
 
 def contextual_evidence(
-    query_vec: np.ndarray,
-    history: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None],
+    query_vec: np.ndarray, history: History, n: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(successes, trials) per candidate from its history (query vectors, rewards, credits,
-    newest first; None when it has none), weighted by recency and by query closeness."""
-    successes, trials = np.zeros(len(history)), np.zeros(len(history))
-    for i, item in enumerate(history):
-        if item is None:
-            continue
-        queries, rewards, credits = item
-        closeness = _sigmoid((queries @ query_vec - QUERY_KERNEL_MIDPOINT) / QUERY_KERNEL_WIDTH)
-        weights = recency_weights(credits) * closeness
-        successes[i], trials[i] = float(weights @ rewards), float(weights.sum())
+    """(successes, trials) of each of n candidates from its history, each showing weighted by
+    recency and by how close the query it answered is to this one."""
+    closeness = _sigmoid((history.queries @ query_vec - QUERY_KERNEL_MIDPOINT) / QUERY_KERNEL_WIDTH)
+    weights = recency_weights(history.owner, history.credits) * closeness
+    successes = np.bincount(history.owner, weights * history.rewards, minlength=n)
+    trials = np.bincount(history.owner, weights, minlength=n)
     return successes, trials
 
 

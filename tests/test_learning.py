@@ -10,6 +10,7 @@ import pytest
 
 from memento_mcp.memory import Memory, open_memory
 from memento_mcp.settings import Settings
+from retriever.contract import EVIDENCE_HALF_LIFE, recency_weights
 from retriever.policy import select
 
 TASK = "Plan a three day trip to Lisbon on a small budget"
@@ -158,3 +159,12 @@ def test_similarity_ranking_ignores_outcomes(settings: Settings, tmp_path: Path)
         assert result.scorer == "cosine" and result.cases[0].case_id == near
         memory.record_outcome(request_id=result.request_id, reward=0.0)
     memory.bank.close()
+
+
+def test_recency_halves_an_outcome_for_every_half_life_of_newer_credit_in_its_own_case() -> None:
+    owner = np.array([0, 0, 0, 2, 2])
+    credits = np.array([1.0, 1.0, 0.5, 1.0, 4.0])
+    weights = recency_weights(owner, credits)
+    half = 0.5 ** (1 / EVIDENCE_HALF_LIFE)
+    expected = [1.0, half, 0.5 * half**2, 1.0, 4.0 * half]
+    assert weights.tolist() == pytest.approx(expected)

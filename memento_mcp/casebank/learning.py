@@ -9,7 +9,7 @@ import numpy as np
 
 from memento_mcp.casebank.connection import Connection, from_blob, now, to_blob
 from memento_mcp.errors import NotFound
-from retriever.contract import HISTORY, MIN_CREDIT, TrainingSet
+from retriever.contract import HISTORY, MIN_CREDIT, History, TrainingSet
 
 
 class Learning(Connection):
@@ -111,40 +111,38 @@ class Learning(Connection):
                 ],
             )
 
-    def case_history(
-        self, case_ids: list[int], per_case: int = HISTORY
-    ) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Each case's latest labelled showings, newest first: (query vectors, rewards, credits).
+    def case_history(self, case_ids: list[int], per_case: int = HISTORY) -> History:
+        """Each case's latest labelled showings (rows grouped in the order of `case_ids`, newest
+        first), leaving out showings that carried a negligible share of their outcome.
 
         Ranking weighs them by how close each query was to the one at hand, so a case's record
-        speaks for the tasks it was tried on, not for every task it resembles.
+        speaks for the tasks it was tried on, not for every task it resembles. One small query
+        per case through a covering index (schema v4), so the cost stays bounded however long
+        a popular case's history grows.
         """
-        # One small query per case: the impressions(case_id) index hands each case's newest rows
-        # first, so the cost stays bounded however long a popular case's history grows (a
-        # window over all of it grew with every outcome: bench/load.py).
-        rows = []
+        owner: list[int] = []
+        blobs: list[bytes] = []
+        rewards: list[float] = []
+        credits: list[float] = []
         with self._lock:
-            for case_id in case_ids:
-                rows += self._query(
-                    "SELECT impressions.case_id, requests.query_vector, impressions.reward,"
+            for i, case_id in enumerate(case_ids):
+                for blob, reward, credit in self._query(
+                    "SELECT requests.query_vector, impressions.reward,"
                     " coalesce(impressions.credit, 1.0) FROM impressions"
                     " JOIN requests ON requests.id = impressions.request_id"
                     " WHERE impressions.case_id = ? AND impressions.reward IS NOT NULL"
                     " AND coalesce(impressions.credit, 1.0) >= ?"
                     " ORDER BY impressions.id DESC LIMIT ?",
                     (case_id, MIN_CREDIT, per_case),
-                )
-        grouped: dict[int, list[tuple[bytes, float, float]]] = {}
-        for case_id, blob, reward, credit in rows:
-            grouped.setdefault(int(case_id), []).append((blob, reward, credit))
-        return {
-            case_id: (
-                np.frombuffer(b"".join(r[0] for r in items), np.float32).reshape(len(items), -1),
-                np.array([r[1] for r in items]),
-                np.array([r[2] for r in items]),
-            )
-            for case_id, items in grouped.items()
-        }
+                ):
+                    owner.append(i)
+                    blobs.append(blob)
+                    rewards.append(reward)
+                    credits.append(credit)
+        queries = np.frombuffer(b"".join(blobs), np.float32).reshape(len(blobs), self.dimensions)
+        return History(
+            np.array(owner, dtype=np.int64), queries, np.array(rewards), np.array(credits)
+        )
 
     def add_retriever_version(
         self, version: str, path: str, metrics: dict[str, Any], namespace: str | None = None
