@@ -65,17 +65,26 @@ def vectors(
     (through the index, every chunk would sort the whole namespace again).
     """
     last = after_id
-    where = "" if namespace is None else (
-        " AND cases.namespace = ?" if few else " AND +cases.namespace = ?"
-    )
+    few = few and namespace is not None
+    if few:
+        # The namespace index finds the ids; only they are sorted, and the vectors are read in
+        # id order after. Sorting the joined rows instead puts every vector through a temporary
+        # B-tree: 0.5-0.9 s for 10k cases against 0.05 s, most of a server's start (issue 10).
+        select = (
+            "cases.id IN (SELECT id FROM cases WHERE namespace = ? AND id > ? AND id <= ?"
+            f" ORDER BY id LIMIT {CHUNK})"
+        )
+    else:
+        where = "" if namespace is None else " AND +cases.namespace = ?"
+        select = f"cases.id > ? AND cases.id <= ?{where}"
     while True:
         params: list[object] = [last, upto_id]
         if namespace is not None:
-            params.append(namespace)
+            params.insert(0 if few else 2, namespace)
         rows = bank._query(
             "SELECT cases.id, cases.namespace, embeddings.vector FROM cases"
             " JOIN embeddings ON embeddings.case_id = cases.id"
-            f" WHERE cases.id > ? AND cases.id <= ?{where} ORDER BY cases.id LIMIT {CHUNK}",
+            f" WHERE {select} ORDER BY cases.id LIMIT {CHUNK}",
             params,
         )
         if not rows:

@@ -216,6 +216,9 @@ class VectorIndex:
             space = self._spaces.get(snap.namespace)
             if (
                 space is None or space.building or ann.digest_of(snap.namespace) != digest
+                # below ann_min_cases a namespace stays exact, whatever files exist (issue 10:
+                # adopting one here made the benchmark's "exact" baseline an index search)
+                or (space.ann is None and space.rows.size < self.ann_min_cases)
                 or (snap.watermark, snap.deletion_seq) <= (space.watermark, space.deletion_seq)
                 or snap.watermark > self._state.max_id
                 or snap.deletion_seq > self._state.deletion_seq

@@ -152,6 +152,20 @@ def test_a_small_namespace_in_a_big_bank_gets_its_k_best(bank: CaseBank) -> None
     assert index.status()["big"]["search"] == "ann"
 
 
+def test_a_namespace_below_the_threshold_stays_exact_beside_an_index_file(
+    bank: CaseBank, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(6)
+    fill(bank, "default", unit(rng, 1200))
+    VectorIndex(bank, ann_min_cases=1000, background=False).flush()
+    monkeypatch.setattr("memento_mcp.retrieval.index.FILE_CHECK_S", 0.0)  # look at files each time
+    exact = VectorIndex(CaseBank(bank.path), ann_min_cases=10_000, background=False)
+    for _ in range(2):
+        exact.sync()
+    assert exact.status()["default"]["search"] == "exact"
+    assert exact.status()["default"]["exact_rows"] == 1200
+
+
 WRITER = textwrap.dedent(
     """
     import sys
