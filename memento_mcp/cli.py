@@ -105,6 +105,9 @@ def serve(
     )] = None,
 ) -> None:
     """Run the MCP server (stdio by default; streamable HTTP at /mcp; SSE at /sse)."""
+    from memento_mcp.retrieval.encoder import preload
+
+    preload()  # on the other core, while the server's imports run
     from memento_mcp.server import build_server
     from memento_mcp.settings import Settings
 

@@ -189,3 +189,20 @@ def shared_encoder() -> Encoder:
         if _shared is None:
             _shared = Encoder()
         return _shared
+
+
+def preload() -> None:
+    """Load the shared encoder on another thread, now.
+
+    A server starts it before importing FastMCP: the model loads on the second core during the
+    half second of imports, instead of after them (issue 10, spawn -> first result). A failure
+    is left for the first encode to meet and report.
+    """
+
+    def load() -> None:
+        try:
+            shared_encoder().load()
+        except Exception:
+            log.debug("preloading the encoder failed", exc_info=True)
+
+    threading.Thread(target=load, daemon=True, name="memento-encoder").start()
