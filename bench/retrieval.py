@@ -1,16 +1,18 @@
 """Case-bank speed at 10k, 100k and 1M cases: the ANN index beside an exact baseline (issue 10).
 
     python bench/retrieval.py                          # 10k and 100k
-    python bench/retrieval.py --sizes 1000000 --repeats 100
+    python bench/retrieval.py --sizes 1000000 --repeats 100 --banks /tmp/banks   # reusable
 
 For each size a fresh bank is bulk-loaded from a cases file with precomputed vectors (see
 bench/_synthetic.py: real MiniLM vectors of the starter tasks, mixed and perturbed), which times
-the import; the vector index file is then built (timed). Then, with real query encodings:
+the import; the vector index file is then built (timed). With --banks, a bank left there by an
+earlier run is reused instead (no import figures then). Then, with real query encodings:
 retrieve_cases p50/p99 in-process and over stdio, recall@10 of the dense search against exact
 cosine, record_outcome and delete_case p50, the server's spawn -> first result (wall and the
-server's own CPU seconds, which stay meaningful on a loaded machine) and its RSS. The same server
+server's own CPU seconds, which stay meaningful on a loaded machine) and its RSS. The same
 measurements are repeated with the index off (MEMENTO_ANN_MIN_CASES above the bank size: exact
-search). Once per run: `memento-mcp --help` wall time and the import rate with encoding (the
+search); in-process, the two alternate call by call, after every query has been encoded once
+(an encoder's first call at a new text length is slower: that is start-up, not steady state). Once per run: `memento-mcp --help` wall time and the import rate with encoding (the
 1,278 starter cases). Prints medians; writes bench/out/retrieval.json (merged across runs).
 """
 
@@ -167,9 +169,9 @@ def import_with_encoding(tmp: Path) -> float:
     return round(rate, 1)
 
 
-def bench_size(size: int, tmp: Path, queries: list[str], repeats: int) -> dict[str, Any]:
-    home = tmp / f"bank{size}"
-    source = tmp / f"cases{size}.jsonl"
+def build_bank(size: int, home: Path) -> dict[str, Any]:
+    """Bulk-load `size` synthetic cases with vectors into a fresh bank and build its index file."""
+    source = home.parent / f"cases{size}.jsonl"
     t = time.perf_counter()
     write_cases(source, size)
     print(f"  wrote {size:,} cases with vectors in {time.perf_counter() - t:.0f} s", flush=True)
@@ -182,13 +184,38 @@ def bench_size(size: int, tmp: Path, queries: list[str], repeats: int) -> dict[s
     memory.index.flush()
     index_s = time.perf_counter() - t
     source.unlink()
-    row: dict[str, Any] = {
-        "import_precomputed_cases_per_s": round(report.added / import_s),
-        "import_precomputed_s": round(import_s, 1), "index_build_s": round(index_s, 1),
-        "index": memory.index.status().get("default"),
-    }
+    memory.bank.close()
     print(f"  imported in {import_s:.0f} s ({report.added / import_s:.0f}/s), index {index_s:.0f} s",
           flush=True)
+    return {
+        "import_precomputed_cases_per_s": round(report.added / import_s),
+        "import_precomputed_s": round(import_s, 1), "index_build_s": round(index_s, 1),
+    }
+
+
+def timed_pair(runs: dict[str, Callable[[int], object]], repeats: int) -> dict[str, list[float]]:
+    """Time several ways of doing the same call, alternating per call, so that a change in the
+    machine's load lands on all of them alike."""
+    for run in runs.values():
+        run(0)  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for i in range(repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run(i)
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def bench_size(size: int, banks: Path, queries: list[str], repeats: int) -> dict[str, Any]:
+    home = banks / f"bank{size}"
+    row: dict[str, Any] = {}
+    if (home / "memento.db").exists():
+        print(f"  reusing the bank in {home}", flush=True)
+    else:
+        row.update(build_bank(size, home))
+    memory = open_memory(Settings(home=home))
+    row["index"] = memory.index.status().get("default")
 
     vectors = shared_encoder().encode(queries)
     truth = exact_top10(size, vectors)
@@ -200,21 +227,26 @@ def bench_size(size: int, tmp: Path, queries: list[str], repeats: int) -> dict[s
         lambda i: memory.index.search("default", vectors[i % len(vectors)], 50), repeats))
     row["lexical_search"] = percentiles(timed(
         lambda i: memory.bank.lexical_search("default", queries[i % len(queries)], 50), repeats))
-    row["retrieve_inprocess"] = percentiles(timed(
-        lambda i: memory.retrieve(queries[i % len(queries)]), repeats))
+
+    exact = open_memory(Settings(home=home, ann_min_cases=EXACT))
+    exact.retrieve("load the vectors")
+    for query in queries:  # every query's length through the encoder once (steady state)
+        shared_encoder().encode_one(query)
+    times = timed_pair({
+        "index": lambda i: memory.retrieve(queries[i % len(queries)]),
+        "exact": lambda i: exact.retrieve(queries[i % len(queries)]),
+    }, repeats)
+    row["retrieve_inprocess"] = percentiles(times["index"])
+    row["exact_baseline"] = {"retrieve_inprocess": percentiles(times["exact"])}
+    exact.bank.close()
+    del exact
+
     recorded: list[int] = []
     row["record_outcome"] = percentiles(timed(lambda i: recorded.append(memory.record_outcome(
         task=f"bench task {size} {i} {time.time()}", plan="p", answer="a", reward=1.0
     ).case_id or 0), 30))
     row["delete_case"] = percentiles(timed(lambda i: memory.delete_case(recorded.pop()), 30))
     memory.bank.close()
-
-    exact = open_memory(Settings(home=home, ann_min_cases=EXACT))
-    exact.retrieve("load the vectors")
-    row["exact_baseline"] = {"retrieve_inprocess": percentiles(timed(
-        lambda i: exact.retrieve(queries[i % len(queries)]), repeats))}
-    exact.bank.close()
-    del exact
 
     row.update(asyncio.run(over_stdio(home, queries[:repeats], {})))
     row["exact_baseline"].update(asyncio.run(over_stdio(
@@ -227,6 +259,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--repeats", type=int, default=100)
     parser.add_argument("--skip-once", action="store_true", help="skip --help and encoding import")
+    parser.add_argument("--banks", type=Path, help="keep the banks here and reuse them in later"
+                        " runs (a 1M bank takes minutes to build); default: a temporary folder")
     args = parser.parse_args()
 
     results: dict[str, Any] = json.loads(OUT.read_text()) if OUT.exists() else {}
@@ -235,6 +269,7 @@ def main() -> None:
     queries = query_texts(100)
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
+        banks = args.banks or tmp
         if not args.skip_once:
             results["help_wall_s"] = help_wall()
             results["import_with_encoding_cases_per_s"] = import_with_encoding(tmp)
@@ -245,7 +280,7 @@ def main() -> None:
                                            "encode_query")}, flush=True)
         for size in args.sizes:
             print(f"{size:,} cases", flush=True)
-            row = bench_size(size, tmp, queries, args.repeats)
+            row = bench_size(size, banks, queries, args.repeats)
             row["load_average"] = round(os.getloadavg()[0], 1)
             results["sizes"][str(size)] = row
             print(json.dumps(row, indent=1), flush=True)
