@@ -11,8 +11,9 @@ retrieve_cases p50/p99 in-process and over stdio, recall@10 of the dense search 
 cosine, record_outcome and delete_case p50, the server's spawn -> first result (wall and the
 server's own CPU seconds, which stay meaningful on a loaded machine) and its RSS. The same
 measurements are repeated with the index off (MEMENTO_ANN_MIN_CASES above the bank size: exact
-search); in-process, the two alternate call by call, after every query has been encoded once
-(an encoder's first call at a new text length is slower: that is start-up, not steady state). Once per run: `memento-mcp --help` wall time and the import rate with encoding (the
+search); in-process, the two take turns in blocks of 20 calls, after every query has been
+encoded once (an encoder's first call at a new text length is slower: start-up, not steady
+state). Once per run: `memento-mcp --help` wall time and the import rate with encoding (the
 1,278 starter cases). Prints medians; writes bench/out/retrieval.json (merged across runs).
 """
 
@@ -193,17 +194,21 @@ def build_bank(size: int, home: Path) -> dict[str, Any]:
     }
 
 
-def timed_pair(runs: dict[str, Callable[[int], object]], repeats: int) -> dict[str, list[float]]:
-    """Time several ways of doing the same call, alternating per call, so that a change in the
-    machine's load lands on all of them alike."""
+def timed_pair(
+    runs: dict[str, Callable[[int], object]], repeats: int, block: int = 20
+) -> dict[str, list[float]]:
+    """Time several ways of doing the same call, taking turns in blocks of calls, so that a change
+    in the machine's load lands on all of them alike. Blocks rather than single calls: an exact
+    search of 1M vectors streams 1.5 GB through the caches, which would slow the call after it."""
     for run in runs.values():
         run(0)  # warm-up
     times: dict[str, list[float]] = {name: [] for name in runs}
-    for i in range(repeats):
+    for first in range(0, repeats, block):
         for name, run in runs.items():
-            start = time.perf_counter()
-            run(i)
-            times[name].append(time.perf_counter() - start)
+            for i in range(first, min(first + block, repeats)):
+                start = time.perf_counter()
+                run(i)
+                times[name].append(time.perf_counter() - start)
     return times
 
 
