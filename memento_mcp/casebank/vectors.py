@@ -27,6 +27,25 @@ class Vectors(Connection):
         )
         return np.stack([from_blob(rows[case_id]) for case_id in case_ids])
 
+    def labelled_vectors(self, case_ids: list[int]) -> tuple[list[int], np.ndarray]:
+        """The cases among `case_ids` that exist and have a reward (in the order given), and
+        their (N, D) task embeddings: retrieval's candidates, read without the cases' text."""
+        if not case_ids:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        marks = ",".join("?" * len(case_ids))
+        rows: dict[int, bytes] = dict(
+            self._query(  # type: ignore[arg-type]  # (case_id, vector) rows
+                "SELECT embeddings.case_id, embeddings.vector FROM embeddings"
+                " JOIN cases ON cases.id = embeddings.case_id"
+                f" WHERE embeddings.case_id IN ({marks}) AND cases.reward IS NOT NULL",
+                case_ids,
+            )
+        )
+        ids = [case_id for case_id in case_ids if case_id in rows]
+        if not ids:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        return ids, np.stack([from_blob(rows[case_id]) for case_id in ids])
+
 
 CHUNK = 50_000
 """Rows per read: bounds the Python objects alive at once while a million vectors load."""
