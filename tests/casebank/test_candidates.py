@@ -1,5 +1,5 @@
-"""Lexical (FTS5) search ranks a shortlist first and joins only it; a small namespace in a big bank
-still gets its own best matches (issue 10)."""
+"""What retrieval reads from the bank (issue 10): lexical (FTS5) matches, ranked on a shortlist
+that a small namespace in a big bank does not lose its matches to, and the candidates' vectors."""
 
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ def test_a_small_namespace_gets_its_matches_when_the_bank_s_best_are_elsewhere(
     # 40 short "big" cases outrank every "small" one on BM25, so the bank's best 10 are all big
     add(bank, "big", [f"zorblat zorblat {i}" for i in range(40)])
     add(bank, "filler", [f"unrelated task number {i}" for i in range(2000)])
-    small = add(bank, "small", ["a long task that mentions zorblat once" + " more" * i for i in range(3)])
+    small = add(bank, "small", ["a long task that mentions zorblat once" + " more" * i
+                                for i in range(3)])
     found = [case_id for case_id, _ in bank.lexical_search("small", "zorblat", 5)]
     assert sorted(found) == small
     assert found == every_match(bank, "small", "zorblat")[:5]
@@ -54,3 +55,11 @@ def test_the_shortlist_gives_the_order_of_ranking_every_match(bank: CaseBank) ->
     assert found == best[:5]
     scores = [score for _, score in bank.lexical_search("default", "quux", 5)]
     assert scores == sorted(scores, reverse=True) and min(scores) >= 0
+
+
+def test_retrieval_candidates_keep_their_order_and_skip_pending_and_missing(bank: CaseBank) -> None:
+    done = add(bank, "default", ["first task", "second task"])
+    pending = add(bank, "default", ["pending task"], reward=None)
+    ids, vectors = bank.labelled_vectors([done[1], pending[0], 10_000, done[0]])
+    assert ids == [done[1], done[0]] and vectors.shape == (2, 384)
+    assert bank.labelled_vectors([pending[0]])[0] == []
