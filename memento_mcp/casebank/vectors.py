@@ -30,9 +30,7 @@ class Vectors(Connection):
     def labelled_vectors(self, case_ids: list[int]) -> tuple[list[int], np.ndarray]:
         """The cases among `case_ids` that exist and have a reward (in the order given), and
         their (N, D) task embeddings: retrieval's candidates, read without the cases' text."""
-        if not case_ids:
-            return [], np.zeros((0, 0), dtype=np.float32)
-        marks = ",".join("?" * len(case_ids))
+        marks = ",".join("?" * len(case_ids))  # `IN ()` is valid SQLite: no rows
         rows: dict[int, bytes] = dict(
             self._query(  # type: ignore[arg-type]  # (case_id, vector) rows
                 "SELECT embeddings.case_id, embeddings.vector FROM embeddings"
@@ -43,7 +41,7 @@ class Vectors(Connection):
         )
         ids = [case_id for case_id in case_ids if case_id in rows]
         if not ids:
-            return [], np.zeros((0, 0), dtype=np.float32)
+            return [], np.zeros((0, 0), dtype=np.float32)  # the caller knows its dimensions
         return ids, np.stack([from_blob(rows[case_id]) for case_id in ids])
 
 
