@@ -106,9 +106,6 @@ def serve(
 ) -> None:
     """Run the MCP server (stdio by default; streamable HTTP at /mcp; SSE at /sse)."""
     from memento_mcp.retrieval.encoder import preload
-
-    preload()  # on the other core, while the server's imports run
-    from memento_mcp.server import build_server
     from memento_mcp.settings import Settings
 
     settings = Settings()
@@ -119,6 +116,11 @@ def serve(
             " change the case bank. Set MEMENTO_AUTH_TOKEN, or bind 127.0.0.1."
         )
     _memory().bank.close()  # fail now, with a clear message, if the bank cannot be opened
+    # The encoder loads on the other core while FastMCP imports (issue 10). Only after the
+    # checks, and joined at the end: exiting while ONNX Runtime loads aborts the process.
+    loading = preload()
+    from memento_mcp.server import build_server
+
     server = build_server(settings)
     if transport is Transport.stdio:
         server.run(show_banner=False)
@@ -130,6 +132,7 @@ def serve(
             host_origin_protection=True, allowed_hosts=allow_host or [],
             allowed_origins=allow_origin or [],
         )
+    loading.join()
 
 
 @app.command("import")

@@ -191,8 +191,8 @@ def shared_encoder() -> Encoder:
         return _shared
 
 
-def preload() -> None:
-    """Load the shared encoder on another thread, now.
+def preload() -> threading.Thread:
+    """Load the shared encoder on another thread, now; join the thread before exiting.
 
     A server starts it before importing FastMCP: the model loads on the second core during the
     half second of imports, instead of after them (issue 10, spawn -> first result). A failure
@@ -205,4 +205,6 @@ def preload() -> None:
         except Exception:
             log.debug("preloading the encoder failed", exc_info=True)
 
-    threading.Thread(target=load, daemon=True, name="memento-encoder").start()
+    thread = threading.Thread(target=load, daemon=True, name="memento-encoder")
+    thread.start()
+    return thread
