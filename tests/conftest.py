@@ -12,6 +12,7 @@ from fastmcp import Client
 from memento_mcp.memory import Memory, open_memory
 from memento_mcp.server import build_server
 from memento_mcp.settings import Settings
+from postgres_server import PostgresForTests
 
 os.environ.setdefault("FASTMCP_CHECK_FOR_UPDATES", "off")
 os.environ.setdefault("FASTMCP_SHOW_SERVER_BANNER", "false")
@@ -48,3 +49,37 @@ def anchors() -> Path:
     if not ANCHORS.is_dir():
         pytest.skip(f"Memento's public data is not at {ANCHORS}")
     return ANCHORS
+
+
+# -- PostgreSQL (issue 11): the case-bank tests run on both banks ---------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresForTests]:
+    server = PostgresForTests(tmp_path_factory.mktemp("pgdata"))
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresForTests) -> Iterator[str]:
+    """A fresh, migrated database of its own for one test."""
+    url = postgres_server.new_database()
+    yield url
+    postgres_server.drop(url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def bank_location(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
+    """Where a test's bank lives: a SQLite file, then (second run) a Postgres database."""
+    if request.param == "sqlite":
+        return tmp_path / "bank.db"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def any_settings(bank_location: str | Path, tmp_path: Path) -> Settings:
+    """Settings on each bank in turn (see bank_location)."""
+    url = bank_location if isinstance(bank_location, str) else None
+    return Settings(home=tmp_path / "home", namespace="default", database_url=url)
