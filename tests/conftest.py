@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -55,10 +57,14 @@ def anchors() -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresForTests]:
-    server = PostgresForTests(tmp_path_factory.mktemp("pgdata"))
+def postgres_server() -> Iterator[PostgresForTests]:
+    # Not under pytest's tmp_path: the server runs as another user (pgserver's, when root), and
+    # any pytest session on the machine resets /tmp/pytest-of-<user> to mode 0700 under it.
+    data_dir = Path(tempfile.mkdtemp(prefix="memento-pg-"))
+    server = PostgresForTests(data_dir)
     yield server
     server.close()
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture
