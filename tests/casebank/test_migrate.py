@@ -56,6 +56,7 @@ def test_migrate_copies_every_table_and_a_rerun_adds_nothing(
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
     target = open_bank(postgres_url)
+    assert target._query("SELECT 1 FROM pg_indexes WHERE indexname = 'embeddings_hnsw'")
     for table in TABLES:
         assert count(target, table) == count(source, table), table
 
