@@ -41,17 +41,22 @@ class PgSearch(PgConnection):
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         ef = math.ceil(max(EF_SEARCH_MIN, 2 * limit) * total / in_namespace)
         exact = in_namespace < self.exact_below or ef > EF_SEARCH_MAX
-        with self._errors("read"), self.pool.connection() as conn, conn.transaction():
-            if exact:  # no index scan: the namespace's rows, every distance computed
-                conn.execute("SET LOCAL enable_indexscan = off")
-            else:
-                conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
-            rows = conn.execute(
-                "SELECT case_id, -(vector <#> %(q)s) FROM embeddings WHERE namespace = %(ns)s"
-                " ORDER BY vector <#> %(q)s LIMIT %(n)s",
-                {"q": Vector(query), "ns": namespace, "n": limit},
-                binary=True,
-            ).fetchall()
+        # Exact: `+ 0` makes the order an expression no index serves, so the namespace's rows
+        # are read through its b-tree and every distance computed. Approximate: ef_search for
+        # this query is set on the same connection in the same round trip (a pipeline); every
+        # search sets it, so what an earlier one left on a pooled connection never matters.
+        order = "(vector <#> %(q)s) + 0" if exact else "vector <#> %(q)s"
+        with self._errors("read"), self.pool.connection() as conn:
+            with conn.pipeline():
+                if not exact:
+                    conn.execute(f"SET hnsw.ef_search = {int(ef)}")
+                cursor = conn.execute(
+                    "SELECT case_id, -(vector <#> %(q)s) FROM embeddings"
+                    f" WHERE namespace = %(ns)s ORDER BY {order} LIMIT %(n)s",
+                    {"q": Vector(query), "ns": namespace, "n": limit},
+                    binary=True,
+                )
+            rows = cursor.fetchall()
         ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
         sims = np.fromiter((row[1] for row in rows), dtype=np.float32, count=len(rows))
         return ids, sims
@@ -95,7 +100,7 @@ class PgSearch(PgConnection):
         )[:32]
         if not words:
             return []
-        bank_size = self._run("SELECT coalesce(max(id), 0) FROM cases")[0][0]
+        bank_size = self._sizes(namespace)[1]  # cached: it only sets what counts as common
         cap = min(max(50, bank_size // 50), LEXICAL_BUDGET)
         counts = self._run(
             "SELECT w, (SELECT count(*) FROM (SELECT 1 FROM cases"
