@@ -89,3 +89,11 @@ def any_settings(bank_location: str | Path, tmp_path: Path) -> Settings:
     """Settings on each bank in turn (see bank_location)."""
     url = bank_location if isinstance(bank_location, str) else None
     return Settings(home=tmp_path / "home", namespace="default", database_url=url)
+
+
+@pytest.fixture
+def any_memory(any_settings: Settings) -> Iterator[Memory]:
+    """A Memory on each bank in turn (see bank_location)."""
+    memory = open_memory(any_settings)
+    yield memory
+    memory.bank.close()

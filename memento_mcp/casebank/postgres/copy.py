@@ -79,6 +79,10 @@ def copy_bank(source: CaseBank, target: PostgresBank, progress: Progress | None 
                 progress(table.name, done, total)
     _advance_sequences(source, target)
     _build_index(target, progress)  # also finishes an earlier run that was stopped before it
+    # Fresh statistics: without them the planner takes a namespace for rare and sorts its rows
+    # instead of walking the HNSW index (right answers, but slow on a big namespace).
+    with target._write() as db:
+        db.run("ANALYZE")
     return added
 
 
