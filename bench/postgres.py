@@ -116,12 +116,20 @@ def in_process(settings: Settings, size: int, queries: list[str], repeats: int) 
     found = [memory.index.search("default", v, 10)[0] for v in vectors]
     recall = np.mean([len(set(f.tolist()) & set(t.tolist())) / 10 for f, t in zip(found, truth)])
     row: dict[str, Any] = {"recall_at_10": round(float(recall), 4)}
-    row["dense_search"] = percentiles(timed(
-        lambda i: memory.index.search("default", vectors[i % len(vectors)], 50), repeats))
-    row["retrieve_inprocess"] = percentiles(timed(
-        lambda i: memory.retrieve(queries[i % len(queries)]), repeats))
-    row["record_outcome"] = percentiles(timed(lambda i: memory.record_outcome(
-        task=f"bench task {size} {i} {time.time()}", plan="p", answer="a", reward=1.0), 50))
+    row["dense_search"] = percentiles(
+        timed(lambda i: memory.index.search("default", vectors[i % len(vectors)], 50), repeats)
+    )
+    row["retrieve_inprocess"] = percentiles(
+        timed(lambda i: memory.retrieve(queries[i % len(queries)]), repeats)
+    )
+    row["record_outcome"] = percentiles(
+        timed(
+            lambda i: memory.record_outcome(
+                task=f"bench task {size} {i} {time.time()}", plan="p", answer="a", reward=1.0
+            ),
+            50,
+        )
+    )
     memory.bank.close()
     return row
 
@@ -133,7 +141,9 @@ def start(settings: Settings) -> tuple[subprocess.Popen[bytes], str]:
         env["MEMENTO_DATABASE_URL"] = settings.database_url
     proc = subprocess.Popen(
         [sys.executable, "-m", "memento_mcp", "serve", "--transport", "http", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     return proc, f"http://127.0.0.1:{port}/mcp"
 
@@ -177,8 +187,9 @@ async def client_loop(url: str, seed: int, deadline: float, tasks: list[str]) ->
 async def load(urls: list[str], clients: int, duration: float) -> dict[str, Any]:
     tasks = starter_tasks()
     deadline = time.monotonic() + duration
-    runs = await asyncio.gather(*(
-        client_loop(urls[c % len(urls)], c, deadline, tasks) for c in range(clients)))
+    runs = await asyncio.gather(
+        *(client_loop(urls[c % len(urls)], c, deadline, tasks) for c in range(clients))
+    )
     latencies = [x for run in runs for x in run["latencies"]]
     return {
         "calls_per_s": round(len(latencies) / duration, 1),
@@ -232,8 +243,12 @@ def table(results: dict[str, Any]) -> str:
         for n in (1, 3):
             key = f"load_{n}_replicas"
             if key in s:
-                for label, field in (("calls/s", "calls_per_s"), ("p99 (ms)", "p99_ms"),
-                                     ("errors", "errors"), ("lost writes", "lost_writes")):
+                for label, field in (
+                    ("calls/s", "calls_per_s"),
+                    ("p99 (ms)", "p99_ms"),
+                    ("errors", "errors"),
+                    ("lost writes", "lost_writes"),
+                ):
                     measures.append((f"{results['clients']} clients, {n} replica(s): {label}",
                                      s[key][field], p[key][field]))  # fmt: skip
         for name, a, b in measures:
@@ -259,13 +274,16 @@ def main() -> None:
                 print(f"{size:,} cases", flush=True)
                 built = build(size, Path(name), db)
                 print(f"  built: {built}", flush=True)
-                row: dict[str, Any] = {k: built[k] for k in ("sqlite_import_s", "postgres_migrate_s")}
+                row: dict[str, Any] = {
+                    k: built[k] for k in ("sqlite_import_s", "postgres_migrate_s")
+                }
                 loads = size == max(args.sizes)
                 for backend, url in (("sqlite", None), ("postgres", built["url"])):
                     settings = Settings(home=built["home"], database_url=url)
                     row[backend] = in_process(settings, size, queries, args.repeats)
-                    row[backend] |= asyncio.run(serving(
-                        settings, queries, args.repeats, loads, args.clients, args.duration))
+                    row[backend] |= asyncio.run(
+                        serving(settings, queries, args.repeats, loads, args.clients, args.duration)
+                    )
                     print(f"  {backend}: {json.dumps(row[backend])}", flush=True)
                 row["load_average"] = round(os.getloadavg()[0], 1)
                 results["sizes"][str(size)] = row

@@ -55,7 +55,9 @@ def start_replica(database_url: str, home: Path) -> Replica:
     env = {**os.environ, **QUIET, "MEMENTO_HOME": str(home), "MEMENTO_DATABASE_URL": database_url}
     process = subprocess.Popen(
         [sys.executable, "-m", "memento_mcp", "serve", "--transport", "http", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     replica = Replica(process, f"http://127.0.0.1:{port}")
     deadline = time.monotonic() + 90
@@ -111,7 +113,8 @@ async def test_a_write_through_one_replica_is_read_through_another_at_once(
     replicas: list[Replica],
 ) -> None:
     a, b = replicas
-    health = [httpx.get(f"{r.url}/healthz").json() for r in replicas]
+    async with httpx.AsyncClient() as http:
+        health = [(await http.get(f"{r.url}/healthz")).json() for r in replicas]
     assert [h["status"] for h in health] == ["ok", "ok"]
     assert health[0]["replica"] != health[1]["replica"]
     async with a.client() as via_a, b.client() as via_b:
@@ -158,7 +161,9 @@ async def test_every_replica_serves_the_promoted_version_and_the_rollback(
         names = []
         for replica in replicas:
             async with replica.client() as client:
-                result = await call(client, "retrieve_cases", query="CSV to JSON", namespace=namespace)
+                result = await call(
+                    client, "retrieve_cases", query="CSV to JSON", namespace=namespace
+                )
                 names.append(result["scorer"])
         return names
 

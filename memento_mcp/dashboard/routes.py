@@ -14,8 +14,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from memento_mcp.dashboard import access, views
 from memento_mcp.agent.sampling import REPLICA
+from memento_mcp.dashboard import access, views
 from memento_mcp.errors import MementoError, NotFound
 from memento_mcp.memory import Memory
 from memento_mcp.settings import Settings

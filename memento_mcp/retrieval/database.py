@@ -14,7 +14,9 @@ import numpy as np
 
 
 class SearchingBank(Protocol):
-    def nearest(self, namespace: str, query: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]: ...
+    def nearest(
+        self, namespace: str, query: np.ndarray, limit: int
+    ) -> tuple[np.ndarray, np.ndarray]: ...
     def vector_search_status(self) -> dict[str, dict[str, Any]]: ...
 
 
@@ -24,7 +26,9 @@ class DatabaseIndex:
     def __init__(self, bank: SearchingBank) -> None:
         self.bank = bank
 
-    def search(self, namespace: str, query: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, namespace: str, query: np.ndarray, limit: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(case_ids, cosine similarities) of the `limit` nearest cases, best first."""
         return self.bank.nearest(namespace, query, limit)
 

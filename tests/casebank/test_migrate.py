@@ -22,19 +22,29 @@ def fill(path: Path, checkpoints: Path) -> CaseBank:
     ids = []
     for i in range(30):
         case = NewCase(
-            "default" if i % 3 else "team", f"task {i}", f"plan {i}", f"answer {i}",
-            reward=None if i % 7 == 0 else float(i % 2), metadata={"i": i},
+            "default" if i % 3 else "team",
+            f"task {i}",
+            f"plan {i}",
+            f"answer {i}",
+            reward=None if i % 7 == 0 else float(i % 2),
+            metadata={"i": i},
             trajectory=[{"step": i}] if i % 5 == 0 else None,
         )
         ids.append(bank.add_case(case, rng.standard_normal(384).astype(np.float32))[0])
     bank.delete_case(ids.pop())  # the highest id: the copy must not hand it out again
-    bank.add_plan_vectors({case_id: rng.standard_normal(384).astype(np.float32) for case_id in ids[:10]})
+    bank.add_plan_vectors(
+        {case_id: rng.standard_normal(384).astype(np.float32) for case_id in ids[:10]}
+    )
     for r in range(8):
         shown = [Impression(ids[r + j], j + 1, 0.5, 0.4, 0.25) for j in range(3)]
-        bank.log_request(f"req{r}", "default", f"query {r}", rng.standard_normal(384), "evidence", shown)
+        bank.log_request(
+            f"req{r}", "default", f"query {r}", rng.standard_normal(384), "evidence", shown
+        )
         if r % 2 == 0:
             bank.record_outcome(float(r % 4 == 0), f"req{r}", None, [ids[r + 1]] if r else None)
-    bank.record_outcome(1.0, None, (NewCase("default", "free", "standing", "x", 1.0), np.ones(384)), None)
+    bank.record_outcome(
+        1.0, None, (NewCase("default", "free", "standing", "x", 1.0), np.ones(384)), None
+    )
     checkpoints.mkdir()
     (checkpoints / "q1.pt").write_bytes(b"torch")
     (checkpoints / "q1.npz").write_bytes(b"serving weights")

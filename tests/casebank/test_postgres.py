@@ -106,3 +106,10 @@ def test_a_write_is_seen_by_another_connection_at_once(postgres_url: str) -> Non
 def test_with_database_keeps_the_server_and_credentials() -> None:
     url = "postgresql://u:p@h:5/a?host=/x"
     assert with_database(url, "b") == "postgresql://u:p@h:5/b?host=/x"
+
+
+def test_the_shown_location_never_holds_the_password() -> None:
+    from memento_mcp.casebank.postgres.connection import redact
+
+    assert redact("postgresql://u:pw@db:6432/mem") == "postgresql://u@db:6432/mem"
+    assert redact("postgresql://u:pw@/mem?host=/run/pg") == "postgresql://u@/mem?host=/run/pg"

@@ -45,9 +45,11 @@ def redact(url: str) -> str:
     except psycopg.ProgrammingError:
         return "postgresql://(unparsable URL)"
     user = f"{parts['user']}@" if parts.get("user") else ""
-    host = str(parts.get("host") or "localhost")
-    where = f"{host}:{parts['port']}" if parts.get("port") and "/" not in host else host
-    return f"postgresql://{user}{where}/{parts.get('dbname') or ''}"
+    host, database = str(parts.get("host") or "localhost"), parts.get("dbname") or ""
+    if host.startswith("/"):  # a Unix socket directory
+        return f"postgresql://{user}/{database}?host={host}"
+    where = f"{host}:{parts['port']}" if parts.get("port") else host
+    return f"postgresql://{user}{where}/{database}"
 
 
 @functools.lru_cache(maxsize=512)
@@ -111,9 +113,13 @@ class PgConnection(Connection):
             with psycopg.connect(url, autocommit=True, **options) as conn:  # type: ignore[arg-type]
                 migrate(conn)
         except psycopg.OperationalError as exc:
-            raise StorageError(f"cannot reach PostgreSQL at {self.path}: {_first_line(exc)}") from exc
+            raise StorageError(
+                f"cannot reach PostgreSQL at {self.path}: {_first_line(exc)}"
+            ) from exc
         except psycopg.Error as exc:
-            raise StorageError(f"cannot open the case bank at {self.path}: {_first_line(exc)}") from exc
+            raise StorageError(
+                f"cannot open the case bank at {self.path}: {_first_line(exc)}"
+            ) from exc
         self.pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
             url,
             min_size=1,
@@ -155,7 +161,9 @@ class PgConnection(Connection):
                 f" ({self.statement_timeout_s:g} s) while trying to {doing} the case bank"
             ) from exc
         except (psycopg.OperationalError, PoolTimeout) as exc:
-            raise StorageError(f"cannot reach PostgreSQL at {self.path}: {_first_line(exc)}") from exc
+            raise StorageError(
+                f"cannot reach PostgreSQL at {self.path}: {_first_line(exc)}"
+            ) from exc
         except psycopg.Error as exc:
             raise StorageError(f"could not {doing} the case bank: {_first_line(exc)}") from exc
 

@@ -58,7 +58,9 @@ TABLES = (
 VECTOR_COLUMNS = {("embeddings", "vector"), ("plan_embeddings", "vector")}
 
 
-def copy_bank(source: CaseBank, target: PostgresBank, progress: Progress | None = None) -> dict[str, int]:
+def copy_bank(
+    source: CaseBank, target: PostgresBank, progress: Progress | None = None
+) -> dict[str, int]:
     """Copy every row of `source` that `target` lacks; returns rows added per table."""
     _refuse_a_different_bank(source, target)
     if not target._run("SELECT 1 FROM embeddings LIMIT 1"):

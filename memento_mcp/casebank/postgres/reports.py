@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from memento_mcp.casebank.cases import SELECT_CASES, _CASE_COLUMNS, _case_from_row
+from memento_mcp.casebank.cases import _CASE_COLUMNS, SELECT_CASES, _case_from_row
 from memento_mcp.casebank.postgres.connection import PgConnection
 from memento_mcp.casebank.postgres.schema import SCHEMA_VERSION
 from memento_mcp.models import POSITIVE_REWARD, Case
@@ -97,9 +97,9 @@ class PgReports(PgConnection):
             + " GROUP BY day ORDER BY day",
             {"positive": POSITIVE_REWARD, "ns": namespace},
         )
+        keys = ("day", "outcomes", "positive", "mean_reward")
         return [
-            {"day": row[0], "outcomes": int(row[1]), "positive": int(row[2]),
-             "mean_reward": float(row[3])}  # fmt: skip
+            dict(zip(keys, (row[0], int(row[1]), int(row[2]), float(row[3])), strict=True))
             for row in rows
         ]
 
@@ -112,9 +112,7 @@ class PgReports(PgConnection):
             " SELECT outcomes.reward AS reward, row_number() OVER (ORDER BY outcomes.id) AS n,"
             " (row_number() OVER (ORDER BY outcomes.id) - 1)"
             "  * least(%(points)s, greatest(1, count(*) OVER () / %(per)s)) / count(*) OVER ()"
-            "  AS slice"
-            + _OUTCOMES_IN
-            + ") AS sliced GROUP BY slice ORDER BY slice",
+            "  AS slice" + _OUTCOMES_IN + ") AS sliced GROUP BY slice ORDER BY slice",
             {"points": points, "per": per_point, "ns": namespace},
         )
         return [{"outcomes": int(row[0]), "mean_reward": float(row[1])} for row in rows]

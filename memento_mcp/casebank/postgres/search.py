@@ -36,7 +36,9 @@ class PgSearch(PgConnection):
     exact_below = EXACT_BELOW
     searches_vectors = True  # retrieval/index.py: search here, keep no index in memory
 
-    def nearest(self, namespace: str, query: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    def nearest(
+        self, namespace: str, query: np.ndarray, limit: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(case_ids, cosine similarities) of the `limit` nearest cases of a namespace, best first."""
         in_namespace, total = self._sizes(namespace)
         if in_namespace == 0:
