@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from memento_mcp.casebank.postgres.adapters import Vector
-from memento_mcp.casebank.postgres.schema import HNSW_INDEX
+from memento_mcp.casebank.postgres.schema import HNSW_INDEX, TSV_INDEX
 from memento_mcp.casebank.postgres.store import PostgresBank
 from memento_mcp.casebank.store import CaseBank
 from memento_mcp.errors import StorageError
@@ -55,6 +55,7 @@ TABLES = (
                                  "active", "namespace", "weights"), "version",
           "version, path, metrics, created_at, promoted_at, active, namespace, NULL"),
 )  # fmt: skip
+INDEXES = {"embeddings_hnsw": HNSW_INDEX, "cases_tsv": TSV_INDEX}
 VECTOR_COLUMNS = {("embeddings", "vector"), ("plan_embeddings", "vector")}
 
 
@@ -64,10 +65,11 @@ def copy_bank(
     """Copy every row of `source` that `target` lacks; returns rows added per table."""
     _refuse_a_different_bank(source, target)
     if not target._run("SELECT 1 FROM embeddings LIMIT 1"):
-        # Building the HNSW index once at the end is several times faster than growing it row
-        # by row; a copy stopped before the end builds it when run again (_build_index).
+        # Building the search indexes once at the end is several times faster than growing
+        # them row by row; a copy stopped before the end builds them when run again.
         with target._write() as db:
-            db.run("DROP INDEX IF EXISTS embeddings_hnsw")
+            for index in INDEXES:
+                db.run(f"DROP INDEX IF EXISTS {index}")
     added: dict[str, int] = {}
     for table in TABLES:
         total = int(source._query(f"SELECT count(*) FROM {table.name}")[0][0])
@@ -80,25 +82,28 @@ def copy_bank(
             if progress:
                 progress(table.name, done, total)
     _advance_sequences(source, target)
-    _build_index(target, progress)  # also finishes an earlier run that was stopped before it
-    # Fresh statistics: without them the planner takes a namespace for rare and sorts its rows
-    # instead of walking the HNSW index (right answers, but slow on a big namespace).
-    with target._write() as db:
-        db.run("ANALYZE")
+    _build_indexes(target, progress)  # also finishes an earlier run that was stopped early
+    # Fresh statistics and visibility: without them the planner takes a namespace for rare and
+    # sorts its rows instead of walking the HNSW index, and index-only scans visit the table.
+    with target._errors("write"), target.pool.connection() as conn:
+        conn.execute("SET statement_timeout = 0")  # minutes at a million cases
+        conn.execute("VACUUM ANALYZE")
+        conn.execute("RESET statement_timeout")  # back to the connection's own
     return added
 
 
-def _build_index(target: PostgresBank, progress: Progress | None) -> None:
-    if target._run("SELECT 1 FROM pg_indexes WHERE indexname = 'embeddings_hnsw'"):
-        return
-    if progress:
-        progress("vector index", 0, 1)
-    with target._write() as db:
-        db.run("SET LOCAL maintenance_work_mem = '1GB'")  # the graph in memory: a fast build
-        db.run("SET LOCAL statement_timeout = 0")  # minutes at a million cases
-        db.run(HNSW_INDEX)
-    if progress:
-        progress("vector index", 1, 1)
+def _build_indexes(target: PostgresBank, progress: Progress | None) -> None:
+    for index, definition in INDEXES.items():
+        if target._run("SELECT 1 FROM pg_indexes WHERE indexname = %s", (index,)):
+            continue
+        if progress:
+            progress(f"index {index}", 0, 1)
+        with target._write() as db:
+            db.run("SET LOCAL maintenance_work_mem = '1GB'")  # the graph in memory: fast build
+            db.run("SET LOCAL statement_timeout = 0")  # minutes at a million cases
+            db.run(definition)
+        if progress:
+            progress(f"index {index}", 1, 1)
 
 
 def _refuse_a_different_bank(source: CaseBank, target: PostgresBank) -> None:
