@@ -108,7 +108,7 @@ def _build_indexes(target: PostgresBank, progress: Progress | None) -> None:
 
 def _refuse_a_different_bank(source: CaseBank, target: PostgresBank) -> None:
     """A case id present in both with different contents means another bank lives there."""
-    theirs = dict(target._run("SELECT id, content_hash FROM cases"))
+    theirs = {int(row[0]): str(row[1]) for row in target._run("SELECT id, content_hash FROM cases")}
     if not theirs:
         return
     for rows in _batches(source, Table("cases", ("id", "content_hash"), "id")):
@@ -179,7 +179,9 @@ def _weights(path: str | None) -> bytes | None:
 
 def _advance_sequences(source: CaseBank, target: PostgresBank) -> None:
     """New ids start above every id the SQLite file ever gave out."""
-    given = dict(source._query("SELECT name, seq FROM sqlite_sequence"))
+    given = {
+        str(row[0]): int(row[1]) for row in source._query("SELECT name, seq FROM sqlite_sequence")
+    }
     with target._write() as db:
         for table in ("cases", "impressions", "outcomes"):
             floor = int(given.get(table, 0))

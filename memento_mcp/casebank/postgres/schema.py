@@ -12,6 +12,8 @@ advisory lock, and re-reads the version under it.
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 
 from memento_mcp.errors import StorageError
@@ -124,7 +126,7 @@ MIGRATIONS: list[str] = [_V1]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def migrate(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+def migrate(conn: psycopg.Connection[Any]) -> None:
     """Bring the database up to SCHEMA_VERSION (conn in autocommit mode)."""
     try:
         with conn.transaction():  # replicas starting at once: one at a time
@@ -157,6 +159,6 @@ def migrate(conn: psycopg.Connection[tuple[object, ...]]) -> None:
             conn.execute("INSERT INTO memento_schema (version) VALUES (%s)", (version,))
 
 
-def _version(conn: psycopg.Connection[tuple[object, ...]]) -> int:
+def _version(conn: psycopg.Connection[Any]) -> int:
     row = conn.execute("SELECT max(version) FROM memento_schema").fetchone()
     return int(row[0]) if row and row[0] is not None else 0

@@ -34,6 +34,7 @@ COUNTS_TTL_S = 10.0
 
 class PgSearch(PgConnection):
     exact_below = EXACT_BELOW
+    _counts: tuple[float, dict[str, int]] | None = None
     searches_vectors = True  # retrieval/index.py: search here, keep no index in memory
 
     def nearest(

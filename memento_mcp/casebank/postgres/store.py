@@ -14,5 +14,6 @@ from memento_mcp.casebank.postgres.writes import PgWrites
 from memento_mcp.casebank.store import CaseBank
 
 
-class PostgresBank(PgWrites, PgSearch, PgLearning, PgReports, CaseBank):
+# _insert_case takes the Postgres transaction (Tx) where the SQLite one takes sqlite-utils' db.
+class PostgresBank(PgWrites, PgSearch, PgLearning, PgReports, CaseBank):  # type: ignore[misc]
     """The persistent store in a PostgreSQL database; thread-safe through its connection pool."""

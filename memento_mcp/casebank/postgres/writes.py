@@ -24,9 +24,7 @@ class PgWrites(PgConnection):
         " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
     )
 
-    def _insert_case(  # type: ignore[override]
-        self, db: Tx, case: NewCase, vector: np.ndarray
-    ) -> tuple[int, bool]:
+    def _insert_case(self, db: Tx, case: NewCase, vector: np.ndarray) -> tuple[int, bool]:
         digest = content_hash(case.task, case.plan, case.answer)
         stamp = now()
         row = db.run(
