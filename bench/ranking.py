@@ -8,9 +8,11 @@ so every candidate of a query has a history to read. Per query, the 50 nearest c
 three ways, all in this process:
 
 - similarity: `MEMENTO_RANKING=similarity`, the baseline (what other memory servers do);
-- learned: the default path: read each candidate's history, weigh it by query closeness and
-  recency, Thompson-sample the top 4 and estimate propensities from 256 draws;
-- learned + prior: the same with a trained prior model's numpy forward over the candidates.
+- learned: the default path: read the history of each candidate relevant enough to be shown,
+  weigh it by query closeness and recency, Thompson-sample the top 4 and estimate propensities
+  from 256 draws;
+- learned + prior: the same with a trained prior model's numpy forward over the candidates worth
+  weighing (those relevant enough to be shown, policy.worth_weighing).
 
 Before that, one retrain of the prior on the bank, run as the server runs it after every 50
 labels (`python -m retriever.job`, niced, one thread): training, off-policy valuation,
@@ -34,6 +36,7 @@ from memento_mcp.casebank import CaseBank, Impression, NewCase
 from memento_mcp.memory import Memory
 from memento_mcp.retrieval.encoder import ENCODER_NAME
 from memento_mcp.settings import Settings
+from retriever.contract import PriorModel
 from retriever.scorer import load_model
 
 K = 4
@@ -50,6 +53,19 @@ class NoEncoder:
 
     def encode_one(self, text: str) -> np.ndarray:
         raise AssertionError("the ranking bench does not encode")
+
+
+class Serving:
+    """A learner that serves one trained model and never retrains: ranking's cost alone."""
+
+    def __init__(self, model: PriorModel) -> None:
+        self._model = model
+
+    def model(self, namespace: str) -> PriorModel:
+        return self._model
+
+    def notify_labelled(self, namespace: str, n: int) -> None:
+        pass
 
 
 def unit(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -122,6 +138,8 @@ def main() -> None:
         "similarity": Memory(bank, Settings(home=home, ranking="similarity"), NoEncoder()),
         "learned": Memory(bank, Settings(home=home), NoEncoder()),
     }
+    if model is not None:
+        modes["learned + prior"] = Memory(bank, Settings(home=home), NoEncoder(), Serving(model))
     for _ in range(args.repeats):
         query = vectors[rng.integers(0, args.cases)] + 0.3 * unit(rng, 1)[0]
         query /= np.linalg.norm(query)
@@ -132,11 +150,6 @@ def main() -> None:
             t0 = time.perf_counter()
             memory._rank("default", ids, query, case_vecs, closeness, K)
             results[name].append(time.perf_counter() - t0)
-        if model is not None:
-            t0 = time.perf_counter()
-            model.predict(query, case_vecs, bank.plan_vectors(ids))
-            modes["learned"]._rank("default", ids, query, case_vecs, closeness, K)
-            results["learned + prior"].append(time.perf_counter() - t0)
     report = {
         "cases": args.cases,
         "labelled_requests": args.requests,

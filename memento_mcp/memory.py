@@ -28,7 +28,7 @@ from memento_mcp.retrieval.encoder import Encoder, shared_encoder
 from memento_mcp.retrieval.index import open_index
 from memento_mcp.settings import Settings
 from retriever.contract import PriorModel
-from retriever.policy import Selection, contextual_evidence, select
+from retriever.policy import Selection, contextual_evidence, select, worth_weighing
 
 if TYPE_CHECKING:
     from retriever.online import OnlineTrainer
@@ -164,14 +164,23 @@ class Memory:
         if self.settings.ranking == "similarity":
             nothing = np.zeros(len(ids))
             return select(closeness, closeness, nothing, nothing, k, False, self._rng), "cosine"
+        # Only candidates relevant enough to be shown are worth a model's forward and a read of
+        # their outcomes; the others keep the neutral prior and no evidence (policy.worth_weighing).
+        weighed = worth_weighing(closeness)
+        chosen = [ids[i] for i in weighed]
         model = self.learner.model(namespace) if self.learner and ids else None
-        plan_works = (
-            model.predict(query_vec, vectors, self.bank.plan_vectors(ids)) if model else 0.5
+        plan_works = np.full(len(ids), 0.5)
+        if model:
+            plan_works[weighed] = model.predict(
+                query_vec, vectors[weighed], self.bank.plan_vectors(chosen)
+            )
+        successes, trials = np.zeros(len(ids)), np.zeros(len(ids))
+        successes[weighed], trials[weighed] = contextual_evidence(
+            query_vec, self.bank.case_history(chosen), len(chosen)
         )
-        successes, trials = contextual_evidence(query_vec, self.bank.case_history(ids), len(ids))
         selection = select(
             closeness,
-            np.broadcast_to(plan_works, closeness.shape),
+            plan_works,
             successes,
             trials,
             k,

@@ -11,7 +11,7 @@ import pytest
 from memento_mcp.memory import Memory, open_memory
 from memento_mcp.settings import Settings
 from retriever.contract import EVIDENCE_HALF_LIFE, recency_weights
-from retriever.policy import select
+from retriever.policy import SHARPNESS, posterior, relevance, select
 
 TASK = "Plan a three day trip to Lisbon on a small budget"
 NEAR = "Plan a three day trip to Lisbon on a tight budget"  # the most similar stored case
@@ -106,6 +106,32 @@ def test_shown_propensities_and_inclusion_probabilities_are_consistent() -> None
     assert greedy.propensities == [1.0] * k and greedy.inclusion.sum() == k
 
 
+def test_inclusion_probabilities_match_drawing_every_candidate() -> None:
+    """select draws only the cases with evidence and the k best of the rest; what it shows must
+    be what drawing every candidate would show, with the same probabilities."""
+    rng = np.random.default_rng(3)
+    n, k = 30, 4
+    similarity = np.sort(rng.uniform(0.3, 0.6, n))[::-1].copy()
+    similarity[:6] = [0.8, 0.78, 0.76, 0.74, 0.72, 0.7]
+    prior = rng.uniform(0.2, 0.8, n)
+    trials = np.where(rng.random(n) < 0.5, rng.uniform(0.5, 4, n), 0.0)
+    successes = trials * rng.uniform(0, 1, n)
+    inclusion = np.mean(
+        [select(similarity, prior, successes, trials, k, True, rng).inclusion for _ in range(40)],
+        axis=0,
+    )
+    alpha, beta = posterior(prior, successes, trials)
+    theta = np.tile(alpha / (alpha + beta), (20_000, 1))
+    tried = trials > 0
+    theta[:, tried] = rng.beta(
+        SHARPNESS * alpha[tried], SHARPNESS * beta[tried], (20_000, tried.sum())
+    )
+    top = np.argpartition(-(relevance(similarity) * theta + 1e-9 * similarity), k - 1, axis=1)
+    brute = np.bincount(top[:, :k].ravel(), minlength=n) / 20_000
+    assert inclusion.sum() == pytest.approx(k)
+    assert np.abs(inclusion - brute).max() < 0.03
+
+
 def test_more_successes_never_lower_a_score() -> None:
     """Monotone in the evidence, over random features: the property a user relies on when a
     case keeps working."""
@@ -124,7 +150,10 @@ def test_more_successes_never_lower_a_score() -> None:
 
 
 def test_namespaces_learn_apart(greedy: Memory) -> None:
-    ids = {ns: (store(greedy, NEAR, "plan x", ns), store(greedy, PARAPHRASE, "plan y", ns)) for ns in "ab"}
+    ids = {
+        ns: (store(greedy, NEAR, "plan x", ns), store(greedy, PARAPHRASE, "plan y", ns))
+        for ns in "ab"
+    }
     for _ in range(3):
         result = greedy.retrieve(TASK, k=1, namespace="a")
         greedy.record_outcome(request_id=result.request_id, reward=0.0)

@@ -116,29 +116,29 @@ class Learning(Connection):
         first), leaving out showings that carried a negligible share of their outcome.
 
         Ranking weighs them by how close each query was to the one at hand, so a case's record
-        speaks for the tasks it was tried on, not for every task it resembles. One small query
-        per case through a covering index (schema v4), so the cost stays bounded however long
-        a popular case's history grows.
+        speaks for the tasks it was tried on, not for every task it resembles. One statement: a
+        LIMITed read per case through a covering index (schema v4), so the cost stays bounded
+        however long a popular case's history grows.
         """
-        owner: list[int] = []
-        blobs: list[bytes] = []
-        rewards: list[float] = []
-        credits: list[float] = []
-        with self._lock:
-            for i, case_id in enumerate(case_ids):
-                for blob, reward, credit in self._query(
-                    "SELECT requests.query_vector, impressions.reward,"
-                    " coalesce(impressions.credit, 1.0) FROM impressions"
-                    " JOIN requests ON requests.id = impressions.request_id"
-                    " WHERE impressions.case_id = ? AND impressions.reward IS NOT NULL"
-                    " AND coalesce(impressions.credit, 1.0) >= ?"
-                    " ORDER BY impressions.id DESC LIMIT ?",
-                    (case_id, MIN_CREDIT, per_case),
-                ):
-                    owner.append(i)
-                    blobs.append(blob)
-                    rewards.append(reward)
-                    credits.append(credit)
+        if not case_ids:
+            return History(
+                np.zeros(0, np.int64), np.zeros((0, self.dimensions), np.float32),
+                np.zeros(0), np.zeros(0),
+            )  # fmt: skip
+        latest = (
+            "SELECT * FROM (SELECT ? AS owner, impressions.id AS id, requests.query_vector,"
+            " impressions.reward, coalesce(impressions.credit, 1.0) FROM impressions"
+            " JOIN requests ON requests.id = impressions.request_id"
+            " WHERE impressions.case_id = ? AND impressions.reward IS NOT NULL"
+            " AND coalesce(impressions.credit, 1.0) >= ? ORDER BY impressions.id DESC LIMIT ?)"
+        )
+        params = [
+            p for i, case_id in enumerate(case_ids) for p in (i, case_id, MIN_CREDIT, per_case)
+        ]
+        rows = self._query(
+            " UNION ALL ".join([latest] * len(case_ids)) + " ORDER BY owner, id DESC", params
+        )
+        owner, _, blobs, rewards, credits = zip(*rows) if rows else ((), (), (), (), ())
         queries = np.frombuffer(b"".join(blobs), np.float32).reshape(len(blobs), self.dimensions)
         return History(
             np.array(owner, dtype=np.int64), queries, np.array(rewards), np.array(credits)
