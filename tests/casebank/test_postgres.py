@@ -5,6 +5,7 @@ The behaviour both banks share is tested on both in test_store.py (the `bank_loc
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -113,3 +114,17 @@ def test_the_shown_location_never_holds_the_password() -> None:
 
     assert redact("postgresql://u:pw@db:6432/mem") == "postgresql://u@db:6432/mem"
     assert redact("postgresql://u:pw@/mem?host=/run/pg") == "postgresql://u@/mem?host=/run/pg"
+
+
+def test_the_bank_is_chosen_by_env_then_config_toml_else_the_sqlite_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from memento_mcp.settings import Settings
+
+    monkeypatch.setenv("MEMENTO_HOME", str(tmp_path))
+    monkeypatch.delenv("MEMENTO_DATABASE_URL", raising=False)
+    assert Settings().bank_location == tmp_path / "memento.db"
+    (tmp_path / "config.toml").write_text('database_url = "postgresql://u@from-toml/db"\n')
+    assert Settings().bank_location == "postgresql://u@from-toml/db"
+    monkeypatch.setenv("MEMENTO_DATABASE_URL", "postgresql://u@from-env/db")
+    assert Settings().bank_location == "postgresql://u@from-env/db"
