@@ -17,6 +17,8 @@ from memento_mcp.errors import MementoError
 from retriever.cli import app as retriever_app
 
 if TYPE_CHECKING:  # loaded inside the commands: `--help` and `config` stay under half a second
+    from rich.progress import TaskID
+
     from memento_mcp.casebank.memento_io import Format
     from memento_mcp.memory import Memory
 
@@ -58,12 +60,18 @@ def main(
         Path | None, typer.Option(help="Data directory (default: MEMENTO_HOME or user data dir)")
     ] = None,
     namespace: Annotated[str | None, typer.Option(help="Default namespace")] = None,
+    database_url: Annotated[str | None, typer.Option(
+        help="postgresql://... : keep the bank in PostgreSQL + pgvector (default: MEMENTO_DATABASE_URL,"
+        " config.toml's database_url, else the SQLite file under home)", show_default=False,
+    )] = None,
 ) -> None:
     # Through the environment, so every Settings() below (and child commands) agrees.
     if home is not None:
         os.environ["MEMENTO_HOME"] = str(home.expanduser().resolve())
     if namespace is not None:
         os.environ["MEMENTO_NAMESPACE"] = namespace
+    if database_url is not None:
+        os.environ["MEMENTO_DATABASE_URL"] = database_url
 
 
 def _memory() -> Memory:
@@ -205,6 +213,51 @@ def export(
         except MementoError as exc:
             _fail(str(exc))
     console.print(f"wrote {count} lines to {path}")
+
+
+@app.command()
+def migrate(
+    to: Annotated[str, typer.Option("--to", help="postgresql://user:pass@host:5432/db (pgvector)")],
+    source: Annotated[Path | None, typer.Option(
+        "--from", help="SQLite bank to copy (default: the one under home)", show_default=False,
+    )] = None,
+) -> None:
+    """Copy a SQLite bank into PostgreSQL: cases, embeddings, requests, impressions, outcomes and
+    retriever versions, ids kept. Re-run it to finish an interrupted copy; it adds nothing twice."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from memento_mcp.casebank import CaseBank, is_database_url
+    from memento_mcp.casebank.postgres import PostgresBank
+    from memento_mcp.casebank.postgres.copy import copy_bank
+    from memento_mcp.settings import Settings
+
+    if not is_database_url(to):
+        _fail(f"--to must be a postgresql:// URL, got {to.split('://')[0]}://...")
+    path = source or Settings().db_path
+    if not path.is_file():
+        _fail(f"no SQLite bank at {path}; pass --from PATH")
+    try:
+        bank, target = CaseBank(path), PostgresBank(to)
+        with Progress(
+            TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), console=errors,
+        ) as bar:
+            tasks: dict[str, TaskID] = {}
+
+            def progress(table: str, done: int, total: int) -> None:
+                if table not in tasks:
+                    tasks[table] = bar.add_task(table, total=total)
+                bar.update(tasks[table], completed=done)
+
+            added = copy_bank(bank, target, progress)
+        counts = target.stats()
+    except MementoError as exc:
+        _fail(str(exc))
+    console.print(
+        f"copied into {target.path}: "
+        + ", ".join(f"{n} {table}" for table, n in added.items())
+        + f" (the database now holds {counts['cases']} cases)"
+    )
 
 
 @app.command()

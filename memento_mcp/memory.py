@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from memento_mcp import validation
-from memento_mcp.casebank import CaseBank, Impression, NewCase
+from memento_mcp.casebank import CaseBank, Impression, NewCase, open_bank
 from memento_mcp.errors import InvalidInput
 from memento_mcp.models import (
     POSITIVE_REWARD,
@@ -26,7 +26,7 @@ from memento_mcp.models import (
     RetrieveResult,
 )
 from memento_mcp.retrieval.encoder import Encoder, shared_encoder
-from memento_mcp.retrieval.index import VectorIndex
+from memento_mcp.retrieval.index import open_index
 from memento_mcp.settings import Settings
 from retriever.contract import PriorModel
 from retriever.policy import Selection, contextual_evidence, select, worth_weighing
@@ -85,9 +85,7 @@ class Memory:
         self.bank = bank
         self.settings = settings
         self.encoder = encoder or shared_encoder()
-        self.index = VectorIndex(
-            bank, self.encoder.dimensions, ann_min_cases=settings.ann_min_cases
-        )
+        self.index = open_index(bank, self.encoder.dimensions, ann_min_cases=settings.ann_min_cases)
         self.learner = learner
         self._rng = np.random.default_rng()
 
@@ -328,5 +326,5 @@ def _hit(case: Case, rank: int, score: float, similarity: float) -> CaseHit:
 def open_memory(settings: Settings | None = None) -> Memory:
     """The Memory for these settings: opens (or creates) the bank under settings.home."""
     settings = settings or Settings()
-    bank = CaseBank(settings.db_path)
+    bank = open_bank(settings.bank_location, cache_dir=settings.home / "cache")
     return Memory(bank, settings, learner=LazyLearner(bank, settings))

@@ -22,6 +22,11 @@ class Settings(BaseSettings):
 
     home: Path = Field(DEFAULT_HOME, description="Directory holding the case bank and checkpoints")
     namespace: str = Field("default", description="Case bank used when a tool call names none")
+    database_url: str | None = Field(
+        None,
+        description="postgresql://user:pass@host:5432/db to keep the bank in PostgreSQL + pgvector"
+        " (several replicas can share it); unset: the SQLite file under home",
+    )
 
     # transports
     host: str = "127.0.0.1"
@@ -65,6 +70,11 @@ class Settings(BaseSettings):
     @property
     def db_path(self) -> Path:
         return self.home / "memento.db"
+
+    @property
+    def bank_location(self) -> str | Path:
+        """Where the bank lives: the database URL when one is set, else the SQLite file."""
+        return self.database_url or self.db_path
 
     @property
     def checkpoint_dir(self) -> Path:

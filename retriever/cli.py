@@ -30,9 +30,9 @@ def _settings() -> Any:
 
 
 def _bank(settings: Any) -> Any:
-    from memento_mcp.casebank import CaseBank
+    from memento_mcp.casebank import open_bank
 
-    return CaseBank(settings.db_path)
+    return open_bank(settings.bank_location, cache_dir=settings.home / "cache")
 
 
 def _print(result: dict[str, Any], as_json: bool) -> None:

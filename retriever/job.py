@@ -1,6 +1,6 @@
 """One training run for one namespace: embed new plans, train, value, register, promote, prune.
 
-    python -m retriever.job --db PATH --namespace NS --checkpoint-dir DIR [--keep 5]
+    python -m retriever.job --db PATH|postgresql://... --namespace NS --checkpoint-dir DIR [--keep 5]
 
 `online.OnlineTrainer` starts this as a subprocess at the lowest CPU priority, so that the
 server never imports torch, its memory does not grow with training, and a retrain takes only
@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ from retriever.versions import (
 
 log = logging.getLogger(__name__)
 
+TRAINING_LOCK = "memento-retrain"
+"""One training run at a time across every replica of a database (issue 11)."""
 MIN_TRAIN_ROWS = 20
 MIN_HELD_OUT_REQUESTS = 5
 HELD_OUT_FRACTION = 0.2
@@ -130,17 +133,28 @@ def run(
 ) -> dict[str, Any]:
     """The whole job: embed plans (when an encoder is given), retrain, prune; records the run."""
     checkpoint_dir = Path(checkpoint_dir)
-    embedded = embed_plans(bank, encode, progress) if encode is not None else 0
-    result = retrain(bank, namespace, checkpoint_dir, train_config=train_config)
-    result |= {"namespace": namespace, "plans_embedded": embedded,
-               "pruned": prune(bank, namespace, keep)}  # fmt: skip
+    with _exclusive(bank, TRAINING_LOCK) as mine:
+        if not mine:  # another replica on the same database is training: its result will serve
+            return {"version": None, "promoted": False, "namespace": namespace,
+                    "reason": "another replica is training; this run was skipped"}  # fmt: skip
+        embedded = embed_plans(bank, encode, progress) if encode is not None else 0
+        result = retrain(bank, namespace, checkpoint_dir, train_config=train_config)
+        result |= {"namespace": namespace, "plans_embedded": embedded,
+                   "pruned": prune(bank, namespace, keep)}  # fmt: skip
     write_last_run(checkpoint_dir, namespace, result)
     return result
 
 
+def _exclusive(bank: Bank, name: str) -> AbstractContextManager[bool]:
+    """The bank's database-wide lock `name` where it has one (Postgres: several replicas share
+    it); a SQLite bank is served by one process's trainer, which runs one job at a time."""
+    lock = getattr(bank, "exclusive", None)
+    return lock(name) if lock is not None else nullcontext(True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", required=True, type=Path)
+    parser.add_argument("--db", required=True, help="the SQLite file, or postgresql://...")
     parser.add_argument("--namespace", required=True)
     parser.add_argument("--checkpoint-dir", required=True, type=Path)
     parser.add_argument("--keep", type=int, default=5)
@@ -154,11 +168,13 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(1)
-    from memento_mcp.casebank import CaseBank
+    from memento_mcp.casebank import is_database_url, open_bank
     from memento_mcp.retrieval.encoder import shared_encoder
     from retriever.train import TrainConfig
 
-    bank = CaseBank(args.db)
+    # A database's URL (with its password) comes through the environment, not the command line.
+    url = os.environ.get("MEMENTO_DATABASE_URL")
+    bank = open_bank(url if is_database_url(str(args.db)) and url else args.db)
     try:
         result = run(bank, args.namespace, args.checkpoint_dir, args.keep,
                      encode=shared_encoder().encode, train_config=TrainConfig(threads=1))  # fmt: skip

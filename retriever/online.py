@@ -133,6 +133,9 @@ class OnlineTrainer:
             "TOKENIZERS_PARALLELISM": "false",
             "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
         }
+        url = getattr(self.bank, "url", None)  # a Postgres bank: its URL stays off the command line
+        if url:
+            env["MEMENTO_DATABASE_URL"] = url
         try:
             done = subprocess.run(
                 command, capture_output=True, text=True, env=env, timeout=self.time_limit

@@ -1,14 +1,25 @@
-"""Every case-bank tool through an in-memory MCP client, as an agent would call it."""
+"""Every case-bank tool through an in-memory MCP client, as an agent would call it, on each bank
+(the SQLite file, then PostgreSQL: the `any_settings` fixture)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from fastmcp import Client
 from fastmcp.exceptions import ToolError
 
+from memento_mcp.server import build_server
+from memento_mcp.settings import Settings
+
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def client(any_settings: Settings) -> AsyncIterator[Client]:
+    async with Client(build_server(any_settings)) as client:
+        yield client
 
 CASES = [
     ("What sport does Deportivo Cali play?", "Look up the club; read its sport.", "football", 1.0),

@@ -195,6 +195,8 @@ def legacy_sender(ctx: Any) -> Sender:
 
 
 ProgressFn = Callable[[float, float | None, str], Awaitable[None]]
+REPLICA = secrets.token_hex(4)
+"""This process among the replicas of a deployment: prefixes its runs' request_state."""
 
 
 @dataclass
@@ -221,6 +223,7 @@ class SamplingBridge:
         self.spawn = spawn
         self.idle_timeout_s = idle_timeout_s
         self.runs: dict[str, ParkedRun] = {}
+        self.replica = REPLICA
 
     async def round(
         self,
@@ -236,6 +239,14 @@ class SamplingBridge:
             run.ctx = ctx
             await run.replies[0].send(responses[self.KEY])
         elif run_id and run_id not in self.runs:
+            if not run_id.startswith(f"{self.replica}."):
+                # Several replicas behind a load balancer: the run lives in the process that
+                # started it (a suspended coroutine), so its rounds need session affinity.
+                raise LLMError(
+                    "This solve_task run is held by another server replica: this deployment"
+                    " must send all rounds of one solve_task call to the same replica (session"
+                    " affinity, see docs/deploy.md); call solve_task again."
+                )
             raise LLMError(
                 "This solve_task run is no longer known to the server (it timed out or the "
                 "server restarted); call solve_task again."
@@ -246,7 +257,7 @@ class SamplingBridge:
         return await self._next_event(run)
 
     def _start(self, start: Callable[[SamplingLLM, ProgressFn], Awaitable[Any]]) -> ParkedRun:
-        run_id = secrets.token_urlsafe(16)
+        run_id = f"{self.replica}.{secrets.token_urlsafe(16)}"
         # Unbounded: the run never blocks on reporting its end, even if no round is listening.
         req_send, req_recv = anyio.create_memory_object_stream[Any](math.inf)
         rep_send, rep_recv = anyio.create_memory_object_stream[Any](1)

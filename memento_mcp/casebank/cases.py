@@ -102,7 +102,7 @@ class Cases(Connection):
         return case_id, True
 
     def get_case(self, case_id: int) -> Case:
-        rows = self._query("SELECT * FROM cases WHERE id = ?", (case_id,))
+        rows = self._query(f"{SELECT_CASES} WHERE id = ?", (case_id,))
         if not rows:
             raise NotFound(f"no case with case_id {case_id}; retrieve_cases lists existing ones")
         return _case_from_row(dict(zip(_CASE_COLUMNS, rows[0], strict=True)))
@@ -111,7 +111,7 @@ class Cases(Connection):
         if not case_ids:
             return {}
         marks = ",".join("?" * len(case_ids))
-        rows = self._query(f"SELECT * FROM cases WHERE id IN ({marks})", case_ids)
+        rows = self._query(f"{SELECT_CASES} WHERE id IN ({marks})", case_ids)
         cases = [_case_from_row(dict(zip(_CASE_COLUMNS, row, strict=True))) for row in rows]
         return {case.case_id: case for case in cases}
 
@@ -122,7 +122,7 @@ class Cases(Connection):
             if namespace is not None:
                 where, params = where + " AND namespace = ?", [last, namespace]
             rows = self._query(
-                f"SELECT * FROM cases WHERE {where} ORDER BY id LIMIT {batch}", params
+                f"{SELECT_CASES} WHERE {where} ORDER BY id LIMIT {batch}", params
             )
             if not rows:
                 return
@@ -156,6 +156,8 @@ _CASE_COLUMNS = (
     "created_at",
     "updated_at",
 )
+SELECT_CASES = f"SELECT {', '.join(_CASE_COLUMNS)} FROM cases"
+"""Columns named, not `*`: the Postgres bank's table has a search column besides these."""
 
 
 def _case_from_row(row: dict[str, Any]) -> Case:

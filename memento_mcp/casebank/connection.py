@@ -81,6 +81,10 @@ class Connection:
             except sqlite3.Error as exc:
                 raise StorageError(f"could not read the case bank: {exc}") from exc
 
+    def ping(self) -> None:
+        """One trivial read: raises StorageError when the bank cannot be reached (health checks)."""
+        self._query("SELECT 1")
+
     def data_version(self) -> int:
         """Changes whenever another connection commits (SQLite's PRAGMA data_version)."""
         return int(self._query("PRAGMA data_version")[0][0])

@@ -27,6 +27,11 @@ class Impression:
     reward: float | None = None  # set only by imports of already-labelled pairs
 
 class Feedback(Cases):
+    _insert_request_sql = (  # the Postgres bank says ON CONFLICT DO NOTHING instead
+        "INSERT OR IGNORE INTO requests (id, namespace, query, query_vector, scorer,"
+        " source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    )
+
     def log_request(
         self,
         request_id: str,
@@ -44,8 +49,7 @@ class Feedback(Cases):
         stamp = now()
         with self._write() as db:
             inserted = db.execute(
-                "INSERT OR IGNORE INTO requests (id, namespace, query, query_vector, scorer,"
-                " source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                self._insert_request_sql,
                 (request_id, namespace, query, to_blob(query_vector), scorer, source, stamp),
             ).rowcount
             if not inserted:

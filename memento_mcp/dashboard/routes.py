@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 from fastmcp import Context, FastMCP
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from memento_mcp.agent.sampling import REPLICA
 from memento_mcp.dashboard import access, views
-from memento_mcp.errors import NotFound
+from memento_mcp.errors import MementoError, NotFound
 from memento_mcp.memory import Memory
 from memento_mcp.settings import Settings
 
@@ -87,6 +88,17 @@ def register_dashboard(mcp: FastMCP, settings: Settings) -> None:
             return render("missing.html", status=404, case_id=request.path_params["case_id"])
         return render("case.html", **views.case_page(found))
 
+    async def health(request: Request) -> Response:
+        """For load balancers: 200 when this replica is up and reaches its bank, else 503."""
+        if (mem := memory()) is None:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        try:
+            await run_in_threadpool(mem.bank.ping)
+        except MementoError as exc:
+            return JSONResponse({"status": "unavailable", "reason": str(exc)}, status_code=503)
+        return JSONResponse({"status": "ok", "replica": REPLICA})
+
+    mcp.custom_route("/healthz", methods=["GET"], include_in_schema=False)(health)
     mcp.custom_route("/", methods=["GET"], include_in_schema=False)(index)
     mcp.custom_route("/dashboard", methods=["GET"], include_in_schema=False)(index)
     mcp.custom_route("/dashboard/cases/{case_id:int}", methods=["GET"], include_in_schema=False)(

@@ -28,6 +28,7 @@ import numpy as np
 from memento_mcp.casebank import CaseBank
 from memento_mcp.casebank import vectors as bankvectors
 from memento_mcp.retrieval import ann
+from memento_mcp.retrieval.database import DatabaseIndex
 from memento_mcp.retrieval.exact import Rows as _Rows
 
 log = logging.getLogger(__name__)
@@ -383,3 +384,13 @@ class VectorIndex:
         self.sync()
         with self._lock:
             return sum(space.live() for space in self._spaces.values())
+
+
+def open_index(
+    bank: CaseBank, dims: int = 384, *, ann_min_cases: int = ANN_MIN_CASES
+) -> VectorIndex | DatabaseIndex:
+    """The dense search for this bank: in the database when it searches itself (Postgres),
+    else VectorIndex's in-process mirror of the SQLite file."""
+    if getattr(bank, "searches_vectors", False):
+        return DatabaseIndex(bank)  # type: ignore[arg-type]  # PostgresBank
+    return VectorIndex(bank, dims, ann_min_cases=ann_min_cases)

@@ -1,4 +1,6 @@
-"""Memento's JSONL files go in and come back out byte for byte; bad lines are named, not half-imported."""
+"""Memento's JSONL files go in and come back out byte for byte; bad lines are named, not half-imported.
+
+The tests on `any_memory` run on both banks (SQLite, then PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -48,8 +50,9 @@ def test_dummy_memo_round_trips(memory: Memory, anchors: Path, tmp_path: Path) -
 
 
 def test_malformed_lines_are_reported_by_number_and_nothing_is_imported(
-    memory: Memory, tmp_path: Path
+    any_memory: Memory, tmp_path: Path
 ) -> None:
+    memory = any_memory
     good = {"case": "Who wrote Dune?", "plan": "search", "case_label": "positive"}
     lines = [
         json.dumps(good),
@@ -73,7 +76,8 @@ def test_unknown_layout_is_refused_with_the_expected_keys(memory: Memory, tmp_pa
         transfer.import_file(memory, path)
 
 
-def test_cases_format_keeps_every_field(memory: Memory, tmp_path: Path) -> None:
+def test_cases_format_keeps_every_field(any_memory: Memory, tmp_path: Path) -> None:
+    memory = any_memory
     memory.record_outcome(task="Add 2 and 3", plan="use math", answer="5", reward=0.7,
                           metadata={"agent": "x"})
     out = tmp_path / "cases.jsonl"

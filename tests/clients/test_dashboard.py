@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
@@ -310,3 +311,19 @@ def test_templates_ship_in_the_wheel() -> None:
         assert any(fnmatch.fnmatch(relative, p) for p in patterns), (
             f'add "dashboard/templates/*" to [tool.setuptools.package-data] memento_mcp ({relative})'
         )
+
+
+def test_the_dashboard_and_health_check_read_a_postgres_bank(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    from memento_mcp.casebank import open_bank
+
+    bank = open_bank(postgres_url)
+    for case in CASES[:3]:
+        bank.record_outcome(case.reward or 0.0, None, (case, np.ones(384) / np.sqrt(384)), None)
+    bank.close()
+    server = build_server(Settings(home=tmp_path / "home", database_url=postgres_url))
+    with TestClient(server.http_app(), follow_redirects=False) as client:
+        assert set(tasks_listed(client.get("/").text)) == {case.task for case in CASES[:3]}
+        assert set(tasks_listed(client.get("/?q=dune&label=positive").text)) == {"Who wrote Dune?"}
+        assert client.get("/healthz").json()["status"] == "ok"

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from memento_mcp.casebank import CaseBank, Impression, NewCase
+from memento_mcp.casebank import CaseBank, Impression, NewCase, open_bank
 from retriever.cli import app
 
 ANCHOR = Path(__file__).resolve().parents[3] / "shared" / "anchors" / "memento-data" / "training_data.jsonl"  # fmt: skip
@@ -23,12 +23,13 @@ DIM = 384
 
 
 def fill_sqlite_bank(
-    path: Path, n_requests: int = 300, n_cases: int = 40, seed: int = 0, leave_unembedded: int = 0
+    path: Path | str, n_requests: int = 300, n_cases: int = 40, seed: int = 0,
+    leave_unembedded: int = 0,
 ) -> CaseBank:
     """On-topic cases whose plan decides the outcome (first coordinate > 0: 0.9, else 0.1);
     each request shows 4 uniformly at random (propensity 0.1) and each shown case is labelled."""
     rng = np.random.default_rng(seed)
-    bank = CaseBank(path)
+    bank = open_bank(path)  # a SQLite file, or a Postgres URL (test_online_postgres.py)
     topic = np.eye(DIM, dtype=np.float32)[1]
 
     def on_topic(n: int) -> np.ndarray:
@@ -89,9 +90,9 @@ def test_train_on_bank_promotes_once_then_status(tmp_path: Path) -> None:
 
 SERVER = """
 import json, sys
-from memento_mcp.casebank import CaseBank
+from memento_mcp.casebank import open_bank
 from retriever.online import OnlineTrainer
-bank = CaseBank(sys.argv[1])
+bank = open_bank(sys.argv[1])
 trainer = OnlineTrainer(bank, sys.argv[2], retrain_every=100, keep_checkpoints=0)
 trainer.notify_labelled("default", 1200)
 trainer.wait_idle(timeout=300)
