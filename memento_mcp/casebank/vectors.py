@@ -30,7 +30,9 @@ class Vectors(Connection):
     def labelled_vectors(self, case_ids: list[int]) -> tuple[list[int], np.ndarray]:
         """The cases among `case_ids` that exist and have a reward (in the order given), and
         their (N, D) task embeddings: retrieval's candidates, read without the cases' text."""
-        marks = ",".join("?" * len(case_ids))  # `IN ()` is valid SQLite: no rows
+        if not case_ids:  # `IN ()` is an error in PostgreSQL
+            return [], np.zeros((0, 0), dtype=np.float32)
+        marks = ",".join("?" * len(case_ids))
         rows: dict[int, bytes] = dict(
             self._query(  # type: ignore[arg-type]  # (case_id, vector) rows
                 "SELECT embeddings.case_id, embeddings.vector FROM embeddings"
