@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -34,6 +35,25 @@ def from_blob(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, dtype=np.float32)
 
 
+def _enable_wal(db: sqlite_utils.Database, patience: float = 30.0) -> None:
+    """Switch the file to WAL, waiting out other processes opening it at the same moment.
+
+    The switch takes an exclusive lock and SQLite answers "database is locked" at once instead
+    of calling the busy handler, so two servers starting together on a new bank would fail.
+    """
+    deadline = time.monotonic() + patience
+    pause = 0.01
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.25)
+
+
 class Connection:
     """The connection and its lock; every part of CaseBank reads and writes through these."""
 
@@ -47,7 +67,7 @@ class Connection:
             conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
             self.db = sqlite_utils.Database(conn)
             if self.path != ":memory:":
-                self.db.execute("PRAGMA journal_mode=WAL")
+                _enable_wal(self.db)
             self.db.execute("PRAGMA synchronous=NORMAL")  # durable in WAL mode across crashes
             self.db.execute("PRAGMA busy_timeout=30000")
             migrate(self.db)

@@ -52,6 +52,29 @@ async def test_two_servers_writing_to_one_bank_at_once_lose_nothing(tmp_path: Pa
     assert bank.db["embeddings"].count == 50
 
 
+OPENER = textwrap.dedent(
+    """
+    import sys, time
+    from memento_mcp.casebank import CaseBank
+    while time.time() < float(sys.argv[2]):
+        pass
+    CaseBank(sys.argv[1])
+    """
+)
+
+
+def test_servers_starting_together_on_a_new_bank_all_open_it(tmp_path: Path) -> None:
+    """Switching a new file to WAL fails at once when another process is doing the same."""
+    import time
+
+    for trial in range(6):
+        path, start = tmp_path / f"bank{trial}.db", time.time() + 1.5
+        openers = [subprocess.Popen([sys.executable, "-c", OPENER, str(path), str(start)],
+                                    stderr=subprocess.PIPE, text=True) for _ in range(4)]
+        errors = [opener.communicate(timeout=60)[1] for opener in openers]
+        assert [opener.returncode for opener in openers] == [0, 0, 0, 0], errors
+
+
 def test_an_index_sees_cases_that_another_process_wrote_or_deleted(tmp_path: Path) -> None:
     reader = open_memory(Settings(home=tmp_path))
     writer = open_memory(Settings(home=tmp_path))  # a second connection, as another process has
