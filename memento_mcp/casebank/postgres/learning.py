@@ -29,6 +29,13 @@ class PgLearning(PgConnection):
     def case_history(self, case_ids: list[int], per_case: int = HISTORY) -> History:
         """Each case's latest labelled showings (see Learning.case_history), in one round trip:
         a LATERAL read per case through the covering index, instead of a query per case."""
+        if not case_ids:  # no candidate worth weighing: no round trip
+            return History(
+                np.zeros(0, np.int64),
+                np.zeros((0, DIMENSIONS), np.float32),
+                np.zeros(0),
+                np.zeros(0),
+            )
         rows = self._run(
             "SELECT c.i, r.query_vector, h.reward, h.credit"
             " FROM unnest(%s::bigint[]) WITH ORDINALITY AS c(case_id, i)"

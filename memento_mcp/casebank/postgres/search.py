@@ -99,6 +99,10 @@ class PgSearch(PgConnection):
 
         As the SQLite bank's: only the query's distinctive words take part, the rarest first,
         while their matches add up to LEXICAL_BUDGET, so ranking reads a bounded set of rows.
+        One statement: each word's matches are counted (up to `cap` + 1) from the GIN index's
+        bitmap without reading the rows (`SELECT FROM`, no columns: Postgres skips the heap for
+        pages the visibility map says are all visible), the running total picks the rare words
+        as the SQLite bank's loop does (ties in the query's word order), and their OR ranks.
         """
         words = list(
             dict.fromkeys(w for w in re.findall(r"\w+", query.lower()) if w not in _STOPWORDS)
@@ -106,28 +110,25 @@ class PgSearch(PgConnection):
         if not words:
             return []
         bank_size = self._sizes(namespace)[1]  # cached: it only sets what counts as common
-        cap = min(max(50, bank_size // 50), LEXICAL_BUDGET)
-        counts = self._run(
-            "SELECT w, (SELECT count(*) FROM (SELECT 1 FROM cases"
-            "  WHERE tsv @@ plainto_tsquery('english', w) LIMIT %s) AS hits)"
-            " FROM unnest(%s::text[]) AS w WHERE plainto_tsquery('english', w) <> ''::tsquery",
-            (cap + 1, words),
-        )
-        rare: list[str] = []
-        total = 0
-        for word, count in sorted((r for r in counts if 0 < r[1] <= cap), key=lambda r: r[1]):
-            if total + count > LEXICAL_BUDGET:
-                break
-            rare.append(word)
-            total += count
-        if not rare:
-            return []
         rows = self._run(
-            "WITH q AS (SELECT to_tsquery('english', string_agg("
-            "  '(' || plainto_tsquery('english', w)::text || ')', ' | ')) AS q"
-            "  FROM unnest(%s::text[]) AS w)"
-            " SELECT id, ts_rank(tsv, q.q) FROM cases, q WHERE tsv @@ q.q AND namespace = %s"
-            " AND reward IS NOT NULL ORDER BY 2 DESC, id LIMIT %s",
-            (rare, namespace, limit),
+            "WITH words AS (SELECT w, i, plainto_tsquery('english', w) AS q"
+            "  FROM unnest(%(words)s::text[]) WITH ORDINALITY AS u(w, i)),"
+            " counted AS (SELECT q, i, (SELECT count(*) FROM (SELECT FROM cases"
+            "  WHERE tsv @@ words.q LIMIT %(cap)s + 1) AS hits) AS n"
+            "  FROM words WHERE q <> ''::tsquery),"
+            " rare AS (SELECT q, sum(n) OVER (ORDER BY n, i) AS running FROM counted"
+            "  WHERE n BETWEEN 1 AND %(cap)s),"
+            " wanted AS (SELECT to_tsquery('english', string_agg('(' || q::text || ')', ' | '"
+            "  ORDER BY running)) AS q FROM rare WHERE running <= %(budget)s)"
+            " SELECT id, ts_rank(tsv, wanted.q) FROM cases, wanted"
+            " WHERE tsv @@ wanted.q AND namespace = %(ns)s"
+            " AND reward IS NOT NULL ORDER BY 2 DESC, id LIMIT %(limit)s",
+            {
+                "words": words,
+                "cap": min(max(50, bank_size // 50), LEXICAL_BUDGET),
+                "budget": LEXICAL_BUDGET,
+                "ns": namespace,
+                "limit": limit,
+            },
         )
         return [(int(case_id), float(score)) for case_id, score in rows]
