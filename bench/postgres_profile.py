@@ -48,22 +48,31 @@ class Trace:
     """libpq traces of every pooled connection, read back to count round trips."""
 
     def __init__(self) -> None:
-        self.files: list[Any] = []
+        self.traced: list[tuple[Any, Any]] = []  # (connection, its trace file)
+        self.on = True
         original = connection.register_vector
 
         def configure(conn: Any) -> None:
             original(conn)
-            handle = tempfile.TemporaryFile("w+b")  # noqa: SIM115 - open while the pool lives
-            conn.pgconn.trace(handle.fileno())
-            conn.pgconn.set_trace_flags(1)  # PQTRACE_SUPPRESS_TIMESTAMPS
-            self.files.append(handle)
+            if self.on:
+                handle = tempfile.TemporaryFile("w+b")  # noqa: SIM115 - open while traced
+                conn.pgconn.trace(handle.fileno())
+                conn.pgconn.set_trace_flags(1)  # PQTRACE_SUPPRESS_TIMESTAMPS
+                self.traced.append((conn, handle))
 
         connection.register_vector = configure  # before the pool opens its connections
+
+    def stop(self) -> None:
+        """Tracing writes out every byte sent and received: it must be off while timing."""
+        self.on = False
+        for conn, handle in self.traced:
+            conn.pgconn.untrace()
+            handle.close()
 
     def round_trips(self) -> int:
         """Client -> server turns since the last call, over every connection."""
         turns = 0
-        for handle in self.files:
+        for _, handle in self.traced:
             handle.seek(0)
             last = "B"
             for line in handle.read().decode(errors="replace").splitlines():
@@ -133,6 +142,10 @@ def profile(url: str, home: Path, repeats: int) -> None:
         pg.retrieve(queries[i % len(queries)])
         total += trace.round_trips()
     print(f"round trips per retrieve: {total / repeats:.1f}")
+    trace.stop()
+    spent.clear()
+    for i in range(repeats):
+        pg.retrieve(queries[i % len(queries)])
     print(f"{'bank call':<20} {'calls/retrieve':>15} {'p50 ms':>8}")
     for name, times in spent.items():
         print(f"{name:<20} {len(times) / repeats:>15.2f} {statistics.median(times) * 1000:>8.2f}")

@@ -115,10 +115,10 @@ class Memory:
         # half costs nothing it did not already wait for (issue 10: 1M cases, ~4 ms of each).
         lexical_matches = _LEXICAL.submit(self.bank.lexical_search, namespace, query, n)
         query_vec = self.encoder.encode_one(query)
-        dense_ids, _ = self.index.search(namespace, query_vec, n)
         lexical = dict(lexical_matches.result())
-        candidates = list(dict.fromkeys([*dense_ids.tolist(), *lexical]))
-        ids, vectors = self.bank.labelled_vectors(candidates)
+        # Dense matches first, then lexical ones: only answered cases, with their vectors (on
+        # Postgres the search and the read are one statement).
+        ids, vectors = self.index.candidates(namespace, query_vec, n, list(lexical))
         if not ids:
             vectors = np.zeros((0, len(query_vec)), dtype=np.float32)
         similarity = vectors @ query_vec

@@ -17,6 +17,9 @@ class SearchingBank(Protocol):
     def nearest(
         self, namespace: str, query: np.ndarray, limit: int
     ) -> tuple[np.ndarray, np.ndarray]: ...
+    def candidates(
+        self, namespace: str, query: np.ndarray, limit: int, also: list[int]
+    ) -> tuple[list[int], np.ndarray]: ...
     def vector_search_status(self) -> dict[str, dict[str, Any]]: ...
 
 
@@ -31,6 +34,12 @@ class DatabaseIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """(case_ids, cosine similarities) of the `limit` nearest cases, best first."""
         return self.bank.nearest(namespace, query, limit)
+
+    def candidates(
+        self, namespace: str, query: np.ndarray, limit: int, also: list[int]
+    ) -> tuple[list[int], np.ndarray]:
+        """As VectorIndex.candidates, in one statement: search and read the vectors at once."""
+        return self.bank.candidates(namespace, query, limit, also)
 
     def status(self) -> dict[str, dict[str, Any]]:
         return self.bank.vector_search_status()

@@ -353,6 +353,14 @@ class VectorIndex:
         order = np.argsort(-sims, kind="stable")[:limit]
         return ids[order], sims[order]
 
+    def candidates(
+        self, namespace: str, query: np.ndarray, limit: int, also: list[int]
+    ) -> tuple[list[int], np.ndarray]:
+        """What retrieval ranks: the answered cases among the `limit` nearest and then `also`
+        (each once, in that order), with their task vectors."""
+        dense, _ = self.search(namespace, query, limit)
+        return self.bank.labelled_vectors(list(dict.fromkeys([*dense.tolist(), *also])))
+
     def status(self) -> dict[str, dict[str, Any]]:
         """Per namespace: how it is searched, what is pending, and whether a rebuild runs."""
         self.sync()

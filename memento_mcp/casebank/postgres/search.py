@@ -14,12 +14,13 @@ from __future__ import annotations
 import math
 import re
 import time
+from typing import Any
 
 import numpy as np
 
 from memento_mcp.casebank.lexical import _STOPWORDS, LEXICAL_BUDGET
 from memento_mcp.casebank.postgres.adapters import Vector
-from memento_mcp.casebank.postgres.connection import PgConnection
+from memento_mcp.casebank.postgres.connection import PgConnection, Row
 
 EF_SEARCH_MIN = 100
 """ef_search at least this (pgvector's default is 40): recall@50 at 100k needs the headroom."""
@@ -41,30 +42,73 @@ class PgSearch(PgConnection):
         self, namespace: str, query: np.ndarray, limit: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """(case_ids, cosine similarities) of the `limit` nearest cases of a namespace, best first."""
+        plan = self._dense_plan(namespace, limit)
+        if plan is None:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        rows = self._search(
+            plan,
+            "SELECT case_id, -(vector <#> %(q)s) FROM embeddings"
+            " WHERE namespace = %(ns)s ORDER BY {order} LIMIT %(n)s",
+            {"q": Vector(query), "ns": namespace, "n": limit},
+        )
+        ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+        sims = np.fromiter((row[1] for row in rows), dtype=np.float32, count=len(rows))
+        return ids, sims
+
+    def candidates(
+        self, namespace: str, query: np.ndarray, limit: int, also: list[int]
+    ) -> tuple[list[int], np.ndarray]:
+        """What retrieval ranks, in one statement: the answered cases among the `limit` nearest
+        and then `also` (each once, in that order), with their task vectors. As VectorIndex's
+        `candidates`, which searches and then reads `labelled_vectors`."""
+        plan = self._dense_plan(namespace, limit)
+        if plan is None:  # no case in the namespace: `also` (its lexical matches) is gone too
+            return [], np.zeros((0, 0), dtype=np.float32)
+        # row_number() over the LIMITed scan numbers the rows in the order the search returns
+        # them; `also` is numbered after every dense row, and min() keeps a case's first place.
+        rows = self._search(
+            plan,
+            "WITH dense AS (SELECT case_id, row_number() OVER () AS i FROM (SELECT case_id"
+            "  FROM embeddings WHERE namespace = %(ns)s ORDER BY {order} LIMIT %(n)s) AS near),"
+            " also AS (SELECT id, %(n)s + i FROM unnest(%(also)s::bigint[])"
+            "  WITH ORDINALITY AS a(id, i)),"
+            " wanted AS (SELECT case_id, min(i) AS i FROM"
+            "  (SELECT * FROM dense UNION ALL SELECT * FROM also) AS c GROUP BY case_id)"
+            " SELECT wanted.case_id, e.vector FROM wanted"
+            " JOIN embeddings e ON e.case_id = wanted.case_id"
+            " JOIN cases ON cases.id = wanted.case_id"
+            " WHERE cases.reward IS NOT NULL ORDER BY wanted.i",
+            {"q": Vector(query), "ns": namespace, "n": limit, "also": also},
+        )
+        if not rows:
+            return [], np.zeros((0, 0), dtype=np.float32)  # the caller knows its dimensions
+        vectors = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32)
+        return [int(row[0]) for row in rows], vectors.reshape(len(rows), -1)
+
+    def _dense_plan(self, namespace: str, limit: int) -> tuple[bool, int] | None:
+        """(exact, ef_search) for a search of `limit` in the namespace; None when it is empty."""
         in_namespace, total = self._sizes(namespace)
         if in_namespace == 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+            return None
         ef = math.ceil(max(EF_SEARCH_MIN, 2 * limit) * total / in_namespace)
-        exact = in_namespace < self.exact_below or ef > EF_SEARCH_MAX
-        # Exact: `+ 0` makes the order an expression no index serves, so the namespace's rows
-        # are read through its b-tree and every distance computed. Approximate: ef_search for
-        # this query is set on the same connection in the same round trip (a pipeline); every
-        # search sets it, so what an earlier one left on a pooled connection never matters.
+        return in_namespace < self.exact_below or ef > EF_SEARCH_MAX, ef
+
+    def _search(self, plan: tuple[bool, int], sql: str, params: dict[str, Any]) -> list[Row]:
+        """Run a statement whose `{order}` is the dense search's ORDER BY, as `plan` says.
+
+        Exact: `+ 0` makes the order an expression no index serves, so the namespace's rows
+        are read through its b-tree and every distance computed. Approximate: ef_search for
+        this query is set on the same connection in the same round trip (a pipeline); every
+        search sets it, so what an earlier one left on a pooled connection never matters.
+        """
+        exact, ef = plan
         order = "(vector <#> %(q)s) + 0" if exact else "vector <#> %(q)s"
         with self._errors("read"), self.pool.connection() as conn:
             with conn.pipeline():
                 if not exact:
                     conn.execute(f"SET hnsw.ef_search = {int(ef)}")
-                cursor = conn.execute(
-                    "SELECT case_id, -(vector <#> %(q)s) FROM embeddings"
-                    f" WHERE namespace = %(ns)s ORDER BY {order} LIMIT %(n)s",
-                    {"q": Vector(query), "ns": namespace, "n": limit},
-                    binary=True,
-                )
-            rows = cursor.fetchall()
-        ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
-        sims = np.fromiter((row[1] for row in rows), dtype=np.float32, count=len(rows))
-        return ids, sims
+                cursor = conn.execute(sql.format(order=order), params, binary=True)
+            return cursor.fetchall()
 
     def _sizes(self, namespace: str) -> tuple[int, int]:
         """(cases in the namespace, cases in the bank), cached for COUNTS_TTL_S."""
@@ -73,7 +117,7 @@ class PgSearch(PgConnection):
             rows = self._run("SELECT namespace, count(*) FROM embeddings GROUP BY namespace")
             cached = self._counts = (time.monotonic(), {row[0]: int(row[1]) for row in rows})
         counts: dict[str, int] = cached[1]
-        if namespace not in counts:  # new since the last count: count it now
+        if not counts.get(namespace):  # new, or empty, at the last count: count it now
             rows = self._run("SELECT count(*) FROM embeddings WHERE namespace = %s", (namespace,))
             counts[namespace] = int(rows[0][0])
         return counts[namespace], max(1, sum(counts.values()))
@@ -99,7 +143,8 @@ class PgSearch(PgConnection):
 
         As the SQLite bank's: only the query's distinctive words take part, the rarest first,
         while their matches add up to LEXICAL_BUDGET, so ranking reads a bounded set of rows.
-        One statement: each word's matches are counted (up to `cap` + 1) from the GIN index's
+        One statement: each word's matches are counted once (LATERAL: a scalar subquery would be
+        run again wherever its column is used) up to `cap` + 1, from the GIN index's
         bitmap without reading the rows (`SELECT FROM`, no columns: Postgres skips the heap for
         pages the visibility map says are all visible), the running total picks the rare words
         as the SQLite bank's loop does (ties in the query's word order), and their OR ranks.
@@ -113,9 +158,9 @@ class PgSearch(PgConnection):
         rows = self._run(
             "WITH words AS (SELECT w, i, plainto_tsquery('english', w) AS q"
             "  FROM unnest(%(words)s::text[]) WITH ORDINALITY AS u(w, i)),"
-            " counted AS (SELECT q, i, (SELECT count(*) FROM (SELECT FROM cases"
-            "  WHERE tsv @@ words.q LIMIT %(cap)s + 1) AS hits) AS n"
-            "  FROM words WHERE q <> ''::tsquery),"
+            " counted AS (SELECT q, i, n FROM words, LATERAL (SELECT count(*) AS n FROM"
+            "  (SELECT FROM cases WHERE tsv @@ words.q LIMIT %(cap)s + 1) AS hits) AS c"
+            "  WHERE q <> ''::tsquery),"
             " rare AS (SELECT q, sum(n) OVER (ORDER BY n, i) AS running FROM counted"
             "  WHERE n BETWEEN 1 AND %(cap)s),"
             " wanted AS (SELECT to_tsquery('english', string_agg('(' || q::text || ')', ' | '"
