@@ -1,9 +1,10 @@
-"""Online learning as an agent sees it: outcomes change the next retrieval at once."""
+"""Online learning as an agent sees it: outcomes change the next retrieval at once.
+
+The tests that touch a bank run on both (any_settings: SQLite, then PostgreSQL)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,8 +27,9 @@ def bank_with(settings: Settings, **changes: object) -> Memory:
 
 
 @pytest.fixture
-def greedy(settings: Settings) -> Iterator[Memory]:
-    memory = bank_with(settings, explore=False)
+def greedy(any_settings: Settings) -> Iterator[Memory]:
+    """A Memory without exploration, on each bank in turn (SQLite, then PostgreSQL)."""
+    memory = bank_with(any_settings, explore=False)
     yield memory
     memory.bank.close()
 
@@ -72,8 +74,8 @@ def test_successes_keep_a_case_on_top_and_raise_its_score(greedy: Memory) -> Non
     assert scores == sorted(scores) and scores[-1] > scores[0]
 
 
-def test_exploring_learns_where_similarity_misleads(settings: Settings) -> None:
-    memory = bank_with(settings)  # the defaults: exploring
+def test_exploring_learns_where_similarity_misleads(any_settings: Settings) -> None:
+    memory = bank_with(any_settings)  # the defaults: exploring
     near = store(memory, NEAR, "Answer from memory.")
     paraphrase = store(memory, PARAPHRASE, "Check two travel sites, then answer.")
     rng = np.random.default_rng(0)
@@ -164,23 +166,23 @@ def test_namespaces_learn_apart(greedy: Memory) -> None:
 
 
 def test_abstains_when_nothing_stored_is_relevant_and_can_be_told_not_to(
-    settings: Settings,
+    any_settings: Settings,
 ) -> None:
-    memory = bank_with(settings)
+    memory = bank_with(any_settings)
     store(memory, OTHER, "Walk the list and flip each pointer.")
     result = memory.retrieve("What is the boiling point of ethanol at sea level?", k=4)
     assert result.abstain and result.cases == []
     assert "threshold" in (result.abstain_reason or "")
     assert memory.retrieve(OTHER, k=1).abstain is False  # a relevant case is still returned
     memory.bank.close()
-    padded = bank_with(settings, abstain_below=0.0)
+    padded = bank_with(any_settings, abstain_below=0.0)
     result = padded.retrieve("What is the boiling point of ethanol at sea level?", k=4)
     assert not result.abstain and len(result.cases) == 1
     padded.bank.close()
 
 
-def test_similarity_ranking_ignores_outcomes(settings: Settings, tmp_path: Path) -> None:
-    memory = bank_with(settings, ranking="similarity")
+def test_similarity_ranking_ignores_outcomes(any_settings: Settings) -> None:
+    memory = bank_with(any_settings, ranking="similarity")
     near = store(memory, NEAR, "Answer from memory.")
     store(memory, PARAPHRASE, "Check two travel sites, then answer.")
     for _ in range(3):

@@ -7,14 +7,8 @@ with SIGKILL mid-burst loses no write it acknowledged, and one training run at a
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +17,7 @@ import httpx
 import numpy as np
 import pytest
 from fastmcp import Client
+from http_server import HttpServer
 from postgres_server import PostgresForTests
 
 from memento_mcp.casebank import NewCase, open_bank
@@ -31,56 +26,17 @@ from retriever.versions import rollback
 
 pytestmark = pytest.mark.slow
 
-QUIET = {"FASTMCP_SHOW_SERVER_BANNER": "false", "FASTMCP_CHECK_FOR_UPDATES": "off",
-         "FASTMCP_LOG_LEVEL": "ERROR"}  # fmt: skip
 
+class Replica(HttpServer):
+    """A `memento-mcp serve --transport http` child on the test's PostgreSQL database (it
+    listens once its lifespan has opened the bank; /healthz is checked by the first test)."""
 
-@dataclass
-class Replica:
-    process: subprocess.Popen[bytes]
-    url: str
+    def __init__(self, database_url: str, home: Path) -> None:
+        super().__init__(home, MEMENTO_DATABASE_URL=database_url)
+        self.url = self.base
 
     def client(self) -> Client:
         return Client(f"{self.url}/mcp", timeout=120)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_replica(database_url: str, home: Path) -> Replica:
-    port = free_port()
-    env = {**os.environ, **QUIET, "MEMENTO_HOME": str(home), "MEMENTO_DATABASE_URL": database_url}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "memento_mcp", "serve", "--transport", "http", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    replica = Replica(process, f"http://127.0.0.1:{port}")
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:  # the load balancer's view: /healthz answers 200
-        if process.poll() is not None:
-            raise RuntimeError(f"replica exited: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-        try:
-            if httpx.get(f"{replica.url}/healthz", timeout=2).status_code == 200:
-                return replica
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    process.kill()
-    raise RuntimeError("replica did not become healthy in 90 s")
-
-
-def stop(replica: Replica) -> None:
-    if replica.process.poll() is None:
-        replica.process.terminate()
-        try:
-            replica.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            replica.process.kill()
 
 
 @pytest.fixture(scope="module")
@@ -92,10 +48,10 @@ def database(postgres_server: PostgresForTests) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def replicas(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Replica]]:
-    started = [start_replica(database, tmp_path_factory.mktemp(f"replica{i}")) for i in range(2)]
+    started = [Replica(database, tmp_path_factory.mktemp(f"replica{i}")) for i in range(2)]
     yield started
     for replica in started:
-        stop(replica)
+        replica.stop()
 
 
 async def call(client: Client, tool: str, **args: Any) -> dict[str, Any]:
@@ -177,7 +133,7 @@ async def test_every_replica_serves_the_promoted_version_and_the_rollback(
 async def test_sigkill_of_a_replica_mid_burst_loses_no_acknowledged_write(
     database: str, tmp_path: Path
 ) -> None:
-    victim = start_replica(database, tmp_path / "victim")
+    victim = Replica(database, tmp_path / "victim")
     acknowledged: list[int] = []
     killed = anyio.Event()
 
