@@ -20,6 +20,8 @@ What it does (read this before quoting the numbers):
   servers on one file; Postgres: three on one database). 80 % retrieve_cases, 20 %
   record_outcome(request_id) of an own earlier retrieval. Reported: throughput, p99, errors, and
   lost writes: acknowledged outcomes missing from the bank afterwards (must be 0).
+- Each phase (in-process, HTTP, load) runs on both backends before the next begins: the load
+  phase's outcomes start retraining subprocesses, which must not overlap a latency phase.
 - Medians; ratios are Postgres / SQLite. Writes bench/out/postgres.json and prints a table.
 """
 
@@ -209,11 +211,12 @@ def lost_writes(settings: Settings, acknowledged: list[str]) -> int:
 
 async def serving(settings: Settings, queries: list[str], repeats: int, loads: bool,
                   clients: int, duration: float) -> dict[str, Any]:  # fmt: skip
+    """One replica's retrieve latency over HTTP; with `loads`, only the runs under load."""
     procs = [start(settings) for _ in range(3 if loads else 1)]
     try:
         for proc, url in procs:
             await wait_ready(url, proc)
-        row = await over_http(procs[0][1], queries, repeats)
+        row = {} if loads else await over_http(procs[0][1], queries, repeats)
         if loads:
             for n in (1, 3):
                 result = await load([url for _, url in procs[:n]], clients, duration)
@@ -277,13 +280,24 @@ def main() -> None:
                 row: dict[str, Any] = {
                     k: built[k] for k in ("sqlite_import_s", "postgres_migrate_s")
                 }
-                loads = size == max(args.sizes)
-                for backend, url in (("sqlite", None), ("postgres", built["url"])):
-                    settings = Settings(home=built["home"], database_url=url)
+                backends = {
+                    backend: Settings(home=built["home"], database_url=url)
+                    for backend, url in (("sqlite", None), ("postgres", built["url"]))
+                }
+                # Phase by phase, both backends in turn: the load phase's outcomes start
+                # retraining subprocesses that would otherwise still run while the other
+                # backend's latencies are measured.
+                for backend, settings in backends.items():
                     row[backend] = in_process(settings, size, queries, args.repeats)
-                    row[backend] |= asyncio.run(
-                        serving(settings, queries, args.repeats, loads, args.clients, args.duration)
-                    )
+                for backend, settings in backends.items():
+                    row[backend] |= asyncio.run(serving(
+                        settings, queries, args.repeats, False, args.clients, args.duration
+                    ))  # fmt: skip
+                for backend, settings in backends.items():
+                    if size == max(args.sizes):
+                        row[backend] |= asyncio.run(serving(
+                            settings, queries, args.repeats, True, args.clients, args.duration
+                        ))  # fmt: skip
                     print(f"  {backend}: {json.dumps(row[backend])}", flush=True)
                 row["load_average"] = round(os.getloadavg()[0], 1)
                 results["sizes"][str(size)] = row
