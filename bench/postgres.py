@@ -12,7 +12,8 @@ What it does (read this before quoting the numbers):
 - In-process, per backend: recall@10 of the dense search against exact cosine over the same
   vectors (SQLite: usearch HNSW above 20k cases; Postgres: pgvector HNSW, ef_search widened by
   the namespace's share), then `Memory.retrieve` p50/p99 over `--repeats` queries (encoding
-  included) and `record_outcome` p50 (a new case with its embedding, 50 calls).
+  included; the two backends take turns in blocks of 20 calls) and `record_outcome` p50 (a new
+  case with its embedding, 50 calls).
 - Over HTTP, per backend: one `memento-mcp serve --transport http` replica, one client, p50/p99
   of `retrieve_cases` over `--repeats` calls.
 - Load, at the largest size only, per backend: `--clients` MCP clients over streamable HTTP for
@@ -43,7 +44,7 @@ from typing import Any
 import numpy as np
 from _synthetic import query_texts, starter_tasks
 from load import REWORDINGS, free_port, mcp_client, percentile, wait_ready
-from retrieval import exact_top10, percentiles, timed, write_cases
+from retrieval import exact_top10, percentiles, timed, timed_pair, write_cases
 
 from memento_mcp import transfer
 from memento_mcp.casebank import CaseBank
@@ -111,29 +112,41 @@ def build(size: int, tmp: Path, db: Database) -> dict[str, Any]:
             "postgres_migrate_s": round(migrate_s, 1)}  # fmt: skip
 
 
-def in_process(settings: Settings, size: int, queries: list[str], repeats: int) -> dict[str, Any]:
-    memory = open_memory(settings)
+def in_process(
+    backends: dict[str, Settings], size: int, queries: list[str], repeats: int
+) -> dict[str, dict[str, Any]]:
+    """Per backend: recall@10, dense search, retrieve and record_outcome latencies in-process.
+
+    Retrieve runs on both backends in turns of 20 calls (retrieval.timed_pair), so that the
+    load of this shared machine, which changes from minute to minute, lands on both alike.
+    """
+    memories = {backend: open_memory(settings) for backend, settings in backends.items()}
     vectors = shared_encoder().encode(queries)
     truth = exact_top10(size, vectors)
-    found = [memory.index.search("default", v, 10)[0] for v in vectors]
-    recall = np.mean([len(set(f.tolist()) & set(t.tolist())) / 10 for f, t in zip(found, truth)])
-    row: dict[str, Any] = {"recall_at_10": round(float(recall), 4)}
-    row["dense_search"] = percentiles(
-        timed(lambda i: memory.index.search("default", vectors[i % len(vectors)], 50), repeats)
+    rows: dict[str, dict[str, Any]] = {}
+    for backend, memory in memories.items():
+        found = [memory.index.search("default", v, 10)[0] for v in vectors]
+        recall = np.mean(
+            [len(set(f.tolist()) & set(t.tolist())) / 10 for f, t in zip(found, truth)]
+        )
+        rows[backend] = {"recall_at_10": round(float(recall), 4)}
+        rows[backend]["dense_search"] = percentiles(timed(
+            lambda i, m=memory: m.index.search("default", vectors[i % len(vectors)], 50), repeats
+        ))  # fmt: skip
+    retrieves = timed_pair(
+        {b: lambda i, m=m: m.retrieve(queries[i % len(queries)]) for b, m in memories.items()},
+        repeats,
     )
-    row["retrieve_inprocess"] = percentiles(
-        timed(lambda i: memory.retrieve(queries[i % len(queries)]), repeats)
-    )
-    row["record_outcome"] = percentiles(
-        timed(
-            lambda i: memory.record_outcome(
+    for backend, memory in memories.items():
+        rows[backend]["retrieve_inprocess"] = percentiles(retrieves[backend])
+        rows[backend]["record_outcome"] = percentiles(timed(
+            lambda i, m=memory: m.record_outcome(
                 task=f"bench task {size} {i} {time.time()}", plan="p", answer="a", reward=1.0
             ),
             50,
-        )
-    )
-    memory.bank.close()
-    return row
+        ))  # fmt: skip
+        memory.bank.close()
+    return rows
 
 
 def start(settings: Settings) -> tuple[subprocess.Popen[bytes], str]:
@@ -287,8 +300,7 @@ def main() -> None:
                 # Phase by phase, both backends in turn: the load phase's outcomes start
                 # retraining subprocesses that would otherwise still run while the other
                 # backend's latencies are measured.
-                for backend, settings in backends.items():
-                    row[backend] = in_process(settings, size, queries, args.repeats)
+                row |= in_process(backends, size, queries, args.repeats)
                 for backend, settings in backends.items():
                     row[backend] |= asyncio.run(serving(
                         settings, queries, args.repeats, False, args.clients, args.duration
