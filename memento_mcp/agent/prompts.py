@@ -12,6 +12,7 @@ from importlib import resources
 from string import Template
 from typing import Any
 
+from memento_mcp.agent import fence
 from memento_mcp.models import CaseHit
 
 CASE_FIELD_CHARS = 1500
@@ -28,10 +29,8 @@ def render(name: str, **values: Any) -> str:
 
 
 def _defang(text: str, limit: int = CASE_FIELD_CHARS) -> str:
-    """Keep a case from closing its own fence or growing the prompt without bound."""
-    text = text.replace("<untrusted-case", "<untrusted_case").replace(
-        "</untrusted-case", "</untrusted_case"
-    )
+    """Keep a case from opening or closing a fence, or growing the prompt without bound."""
+    text = fence.neutralise(text)
     return text if len(text) <= limit else f"{text[:limit]} [... cut]"
 
 
