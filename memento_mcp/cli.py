@@ -33,7 +33,7 @@ class OneLineErrors(TyperGroup):
         try:
             return super().invoke(ctx)
         except MementoError as exc:
-            raise _fail(str(exc)) from None
+            _fail(str(exc))
 
 
 app = typer.Typer(

@@ -123,8 +123,8 @@ def restrict(home: Path, directory_too: bool) -> None:
         home.chmod(0o555)
 
 
-def cli(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **QUIET, "HOME": str(home.parent), **(env or {})}
+def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **QUIET, "HOME": str(home.parent)}
     return subprocess.run(
         [*as_other_user(), sys.executable, "-m", "memento_mcp", "--home", str(home), *args],
         capture_output=True, text=True, timeout=120, env=env, stdin=subprocess.DEVNULL,
@@ -226,5 +226,7 @@ def test_import_reports_each_committed_batch_when_stderr_is_not_a_terminal(
         capture_output=True, text=True, timeout=300, env={**os.environ, **QUIET},
     )
     assert result.returncode == 0, result.stderr
-    assert result.stderr.splitlines() == ["committed 256/300 new cases", "committed 300/300 new cases"]
+    assert result.stderr.splitlines() == [
+        "committed 256/300 new cases", "committed 300/300 new cases"
+    ]
     assert "300 cases added" in result.stdout

@@ -23,7 +23,7 @@ import unicodedata
 MARKER = "[fence tag removed]"
 
 _INVISIBLE = {"Cf", "Mn", "Me", "Cc"}
-"""Format (zero-width, BOM, soft hyphen), combining marks and controls: a reader does not see them."""
+"""Format (zero-width, BOM, soft hyphen), combining marks, controls: a reader does not see them."""
 
 _LOOKALIKES = str.maketrans(
     {
@@ -70,6 +70,8 @@ def _skeleton(text: str) -> tuple[str, list[int]]:
 
 def neutralise(text: str) -> str:
     """`text` with every look-alike of an <untrusted-case> tag replaced by MARKER."""
+    if text.isascii() and "<" not in text and "&" not in text:
+        return text  # no opening bracket in any form: the common case, without the skeleton
     skeleton, origin = _skeleton(text)
     spans = [(origin[m.start()], origin[m.end() - 1] + 1) for m in _TAG.finditer(skeleton)]
     if not spans:
