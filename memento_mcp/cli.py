@@ -7,7 +7,7 @@ import json
 import os
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -22,7 +22,6 @@ from retriever.cli import app as retriever_app
 if TYPE_CHECKING:  # loaded inside the commands: `--help` and `config` stay under half a second
     from memento_mcp.casebank.memento_io import Format
     from memento_mcp.memory import Memory
-
 
 
 class OneLineErrors(TyperGroup):
@@ -94,7 +93,7 @@ def _memory() -> Memory:
         _fail(str(exc))
 
 
-def _fail(message: str) -> typer.Exit:
+def _fail(message: str) -> NoReturn:
     errors.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     raise typer.Exit(1)
 

@@ -55,7 +55,8 @@ def check(settings: Settings) -> CheckReport:
         return report
     bank = CaseBank(path)
     try:
-        report.add("full-text index agrees with the cases", health.fts_problems(bank))
+        rows_only = " (rows only: the bank is read-only)" if bank.read_only else ""
+        report.add(f"full-text index agrees with the cases{rows_only}", health.fts_problems(bank))
         report.add("every case has its vector", health.vector_problems(bank, DIMENSIONS))
         report.add("vector index holds exactly the bank's cases", _index_problems(bank, settings))
     finally:

@@ -79,7 +79,7 @@ def test_a_read_only_bank_retrieves_without_logging_and_refuses_every_write(
         lambda: memory.record_outcome(task="t", plan="p", answer="a", reward=1.0),
         lambda: memory.delete_case(8),
     ):
-        with pytest.raises(ReadOnlyBank, match="read-only for this user.*chmod u\\+w"):
+        with pytest.raises(ReadOnlyBank, match="read-only to the server.*chmod u\\+w"):
             write()
     bank.close()
     assert digest(tmp_path / "memento.db") == before
@@ -146,7 +146,7 @@ def test_a_read_only_bank_file_is_opened_read_only(public_dir: Path, directory_t
     source.chmod(0o644)
     imported = cli(home, "import", str(source))
     assert imported.returncode == 1
-    assert imported.stderr.count("\n") == 1 and "is read-only for this user" in imported.stderr
+    assert imported.stderr.count("\n") == 1 and "is read-only to the server" in imported.stderr
 
 
 def encoder_cache_for(public: Path) -> Path:

@@ -119,8 +119,9 @@ def access_error(path: str, exc: sqlite3.Error, doing: str) -> StorageError:
 
 
 def read_only_message(path: str) -> str:
+    """Also what an MCP client is told, so it names the file but not the server's user."""
     return (
-        f"the case bank at {path} is read-only for this user ({current_user()}): retrieval"
-        " works, but outcomes and new cases cannot be recorded; make the file writable"
+        f"the case bank at {path} is read-only to the server: retrieval works, but outcomes and"
+        f" new cases cannot be recorded; make the file writable for the server's user"
         f" (chmod u+w {path}) and restart the server to record them"
     )
