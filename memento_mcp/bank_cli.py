@@ -39,12 +39,14 @@ def backup(
     """Copy the bank to DEST with SQLite's online backup API: consistent even while servers
     write. To restore, stop the servers and copy DEST over memento.db."""
     from memento_mcp import maintenance
+    from memento_mcp.casebank import files
     from memento_mcp.settings import Settings
 
     report = maintenance.backup(Settings(), dest)
     size = f"{report.bytes / 2**20:.1f} MiB"
-    if report.problems:
+    if report.problems:  # kept: a damaged copy is still something to recover rows from
         console.print(f"[red]problem[/red]  the copy at {escape(str(dest))} ({size}) fails"
-                      f" quick_check: {escape(report.problems[0])}")
+                      f" quick_check ({escape(report.problems[0])}): the bank itself is damaged;"
+                      f" {escape(files.RESTORE)}")
         raise typer.Exit(1)
     console.print(f"backed up to {escape(str(dest))} ({size}, passes quick_check)")

@@ -22,6 +22,7 @@ from memento_mcp.casebank import CaseBank, NewCase
 from memento_mcp.cli import app
 from memento_mcp.errors import DamagedBank, InvalidInput
 from memento_mcp.maintenance import backup, check
+from memento_mcp.retrieval.index import VectorIndex
 from memento_mcp.settings import Settings
 
 
@@ -114,6 +115,20 @@ def test_check_finds_text_the_full_text_index_does_not_match(tmp_path: Path) -> 
         conn.execute("UPDATE cases SET task = 'something else entirely' WHERE id = 3")
     problems = check(Settings(home=tmp_path)).problems
     assert any("differs from the cases' text" in problem for problem in problems), problems
+
+
+def test_check_finds_a_damaged_vector_index_file_which_is_then_rebuilt(tmp_path: Path) -> None:
+    make_bank(tmp_path, n=60)
+    settings = Settings(home=tmp_path, ann_min_cases=20)
+    bank = CaseBank(settings.db_path)
+    VectorIndex(bank, ann_min_cases=20, background=False).sync()  # writes the HNSW file
+    bank.close()
+    assert check(settings).ok
+    (index_file,) = Path(settings.db_path.as_posix() + ".index").glob("*.usearch")
+    damage(index_file)
+    problems = check(settings).problems
+    assert len(problems) == 1 and "default: index file rejected" in problems[0], problems
+    assert check(settings).ok  # the check waited for the rebuild a server would have started
 
 
 def test_serve_refuses_a_damaged_bank_at_start(damaged_home: Path) -> None:
