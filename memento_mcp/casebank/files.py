@@ -36,8 +36,9 @@ def is_read_only(path: str) -> bool:
 
 def connect_read_only(path: str) -> sqlite3.Connection:
     """A connection that never writes. A WAL bank is read through its `-shm` index, which SQLite
-    creates beside the file; where it cannot (a directory we may not write), the file is opened
-    as immutable: the only way to read it, at the price of not seeing others' later commits."""
+    creates beside the file when no process has the bank open. Where it cannot (a directory we
+    may not write), no process has the bank open either, and the file is opened as immutable:
+    the only way to read it, at the price of not seeing commits made after this open."""
     uri = f"file:{quote(path)}?mode=ro"
     conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30)
     try:
