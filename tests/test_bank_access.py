@@ -86,6 +86,18 @@ def test_a_read_only_bank_retrieves_without_logging_and_refuses_every_write(
     assert CaseBank(settings.db_path).stats()["requests"] == 0  # nothing was logged
 
 
+def test_a_read_only_bank_never_writes_a_vector_index_file(tmp_path: Path) -> None:
+    vectors = make_bank(tmp_path)
+    settings = Settings(home=tmp_path, ann_min_cases=10, explore=False)
+    bank = CaseBank(settings.db_path, read_only=True)
+    memory = Memory(bank, settings, encoder=FixedEncoder(vectors[3]))  # type: ignore[arg-type]
+    assert memory.retrieve("anything", k=1).cases[0].case_id == 4
+    memory.index.wait()
+    assert memory.stats().index["default"]["search"] == "exact"
+    assert not Path(f"{settings.db_path}.index").exists()
+    bank.close()
+
+
 # -- as a user without write access ----------------------------------------------------------
 
 
