@@ -5,6 +5,8 @@
     ├── NotFound            an unknown case_id or request_id
     ├── Conflict            the request was valid but clashes with what is stored (outcome already recorded)
     ├── StorageError        the case bank cannot be opened or written (permissions, corruption, lock)
+    │   ├── DamagedBank         the bank file is corrupt: check it, restore a backup or an export
+    │   └── ReadOnlyBank        the bank file is read-only to us: retrieval works, recording does not
     ├── ConfigError         a setting is missing or wrong (no LLM backend, bad mcpServers file)
     ├── LLMError            the language model failed
     │   ├── LLMTimeout          no reply within the deadline
@@ -42,6 +44,14 @@ class Conflict(MementoError):
 
 class StorageError(MementoError):
     """Raised when the case bank cannot be opened, read or written."""
+
+
+class DamagedBank(StorageError):
+    """Raised when SQLite finds the bank file corrupt (not a database, malformed pages)."""
+
+
+class ReadOnlyBank(StorageError):
+    """Raised when a write (an outcome, a new case) reaches a bank opened read-only."""
 
 
 class ConfigError(MementoError):

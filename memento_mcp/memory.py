@@ -151,7 +151,10 @@ class Memory:
             Impression(ids[i], rank, float(scores[i]), float(similarity[i]), propensity)
             for rank, (i, propensity) in enumerate(picks, start=1)
         ]
-        self.bank.log_request(request_id, namespace, query, query_vec, scorer, impressions, source)
+        if not self.bank.read_only:  # a read-only bank serves without logging (issue 12)
+            self.bank.log_request(
+                request_id, namespace, query, query_vec, scorer, impressions, source
+            )
         return RetrieveResult(
             request_id=request_id,
             namespace=namespace,
@@ -216,6 +219,7 @@ class Memory:
         namespace: str | None = None,
     ) -> OutcomeReceipt:
         """Store how a task went: label what was shown for it and keep it as a new case."""
+        self.bank.require_writable()
         value = validation.reward(reward, success)
         new_case: NewCase | None = None
         if request_id is not None:
@@ -273,6 +277,7 @@ class Memory:
         metadata: dict[str, Any] | None = None,
     ) -> int:
         """Keep a solve_task run as a case whose reward arrives later via record_outcome."""
+        self.bank.require_writable()
         request = self.bank.get_request(request_id)
         case = NewCase(
             namespace=self._namespace(namespace or request["namespace"]),

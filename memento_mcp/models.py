@@ -93,6 +93,10 @@ class NamespaceStats(BaseModel):
 
 class BankStats(BaseModel):
     path: str
+    read_only: bool = Field(
+        False, description="The bank file is read-only to the server: retrieval works, but"
+        " outcomes and new cases cannot be recorded (nor retrievals logged)"
+    )
     schema_version: int
     encoder: str
     cases: int

@@ -14,6 +14,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from memento_mcp.errors import ConfigError
+
 DEFAULT_HOME = Path(platformdirs.user_data_dir("memento-mcp", appauthor=False))
 
 
@@ -91,5 +93,13 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The config file lives in the home that the environment (or the default) names.
         home = Path(env_settings().get("home") or DEFAULT_HOME)  # type: ignore[arg-type]
+        try:
+            (home / "config.toml").is_file()
+        except PermissionError as exc:  # one clear line, not a traceback from the TOML reader
+            raise ConfigError(
+                f"permission problem: the data directory {home} cannot be reached (a directory"
+                " on that path is closed to this user); fix its permissions, or choose a data"
+                " directory you own with --home or MEMENTO_HOME"
+            ) from exc
         toml = TomlConfigSettingsSource(settings_cls, toml_file=home / "config.toml")
         return (init_settings, env_settings, toml)

@@ -19,6 +19,7 @@ class Reports(Connection):
         )
         return {
             "path": self.path,
+            "read_only": self.read_only,
             "schema_version": SCHEMA_VERSION,
             "cases": sum(row[1] for row in namespaces),
             "requests": self._query("SELECT count(*) FROM requests")[0][0],

@@ -141,6 +141,17 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+def require_current(db: sqlite_utils.Database, path: str) -> None:
+    """A bank opened read-only cannot be migrated: it must already have this version's schema."""
+    current = db.execute("PRAGMA user_version").fetchone()[0]
+    if current != SCHEMA_VERSION:
+        raise StorageError(
+            f"the read-only case bank at {path} has schema version {current} and this"
+            f" memento-mcp reads version {SCHEMA_VERSION}; open it once with write access (or"
+            " with the matching memento-cbr-mcp) to bring it up to date"
+        )
+
+
 def migrate(db: sqlite_utils.Database) -> None:
     """Bring the bank up to SCHEMA_VERSION, each step in its own transaction."""
     current = db.execute("PRAGMA user_version").fetchone()[0]

@@ -34,6 +34,7 @@ class PgReports(PgConnection):
         )[0]
         return {
             "path": self.path,
+            "read_only": self.read_only,
             "schema_version": SCHEMA_VERSION,
             "cases": sum(int(row[1]) for row in namespaces),
             "requests": int(totals[0]),

@@ -159,6 +159,28 @@ def migrate(conn: psycopg.Connection[Any]) -> None:
             conn.execute("INSERT INTO memento_schema (version) VALUES (%s)", (version,))
 
 
+def is_read_only(conn: psycopg.Connection[Any]) -> bool:
+    """The bank exists and this role may read it but not record in it (a reporting role, a
+    standby): such a bank serves retrieval and refuses writes, as a read-only SQLite file does.
+    A role that may write but not migrate is not read-only: its open fails with the reason."""
+    row = conn.execute(
+        "SELECT to_regclass('memento_schema') IS NOT NULL AND to_regclass('outcomes') IS NOT NULL"
+        " AND NOT has_table_privilege('outcomes', 'INSERT')"
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def require_current(conn: psycopg.Connection[Any], where: str) -> None:
+    """A read-only bank cannot be migrated: it must already have this version's schema."""
+    current = _version(conn)
+    if current != SCHEMA_VERSION:
+        raise StorageError(
+            f"the read-only case bank at {where} has schema version {current} and this"
+            f" memento-mcp reads version {SCHEMA_VERSION}; open it once with a role that may"
+            " write (or with the matching memento-cbr-mcp) to bring it up to date"
+        )
+
+
 def _version(conn: psycopg.Connection[Any]) -> int:
     row = conn.execute("SELECT max(version) FROM memento_schema").fetchone()
     return int(row[0]) if row and row[0] is not None else 0
