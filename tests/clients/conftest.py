@@ -78,9 +78,9 @@ def seed_bank(home: Path, cases: list[NewCase], days_ago: list[float] | None = N
             if case.reward is None:
                 case_id, _ = bank.add_case(case, vector)
             else:
-                recorded, _ = bank.record_outcome(case.reward, None, (case, vector), None)
-                assert recorded is not None
-                case_id = recorded
+                recorded = bank.record_outcome(case.reward, None, (case, vector), None)
+                assert recorded.case_id is not None
+                case_id = recorded.case_id
             ids.append(case_id)
         return ids
     finally:
