@@ -108,15 +108,26 @@ def serve(
     from memento_mcp.server import build_server
     from memento_mcp.settings import Settings
 
+    import fastmcp
+
+    from memento_mcp.auth import redact
+    from memento_mcp.auth.registry import TokenRegistry
+
     settings = Settings()
     host = host or settings.host
-    if transport is not Transport.stdio and not is_loopback(host) and not settings.auth_token:
+    if (
+        transport is not Transport.stdio
+        and not is_loopback(host)
+        and not TokenRegistry(settings).configured
+    ):
         _fail(
             f"refusing to serve on {host} without a token: anyone who can reach it could read and"
-            " change the case bank. Set MEMENTO_AUTH_TOKEN, or bind 127.0.0.1."
+            " change the case bank. Add one with `memento-mcp token add NAME` (or set"
+            " MEMENTO_AUTH_TOKEN), or bind 127.0.0.1."
         )
     _memory().bank.close()  # fail now, with a clear message, if the bank cannot be opened
     server = build_server(settings)
+    redact.install()  # no token in any log line (auth/redact.py)
     if transport is Transport.stdio:
         server.run(show_banner=False)
     else:
@@ -126,7 +137,9 @@ def serve(
             transport=transport.value, host=host, port=port or settings.port, show_banner=False,
             host_origin_protection=True, allowed_hosts=allow_host or [],
             allowed_origins=allow_origin or [],
-        )
+            uvicorn_config={"log_config": redact.uvicorn_log_config(),
+                            "log_level": fastmcp.settings.log_level.lower()},
+        )  # fmt: skip
 
 
 @app.command("import")
