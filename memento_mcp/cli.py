@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from memento_mcp.agent.cli import register as register_agent_commands
+from memento_mcp.auth.cli import register as register_tenancy_commands
 from memento_mcp.errors import MementoError
 from retriever.cli import app as retriever_app
 
@@ -26,6 +27,7 @@ app = typer.Typer(
 console = Console()
 errors = Console(stderr=True)
 register_agent_commands(app)  # solve, eval
+register_tenancy_commands(app)  # token add|list|revoke, outcomes revoke
 app.add_typer(retriever_app, name="retriever")  # train, eval, status, rollback
 
 STARTER_BANK = Path(__file__).parent / "data" / "memento_memory.jsonl"
