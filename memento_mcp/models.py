@@ -29,7 +29,7 @@ class Case(BaseModel):
     client_id: str | None = Field(
         default=None,
         description="Who wrote it: the token's name ('local' for stdio and the CLI); null for"
-        " cases stored before provenance was kept",
+        " imported cases and cases stored before provenance was kept",
     )
 
     @property

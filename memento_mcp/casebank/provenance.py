@@ -13,12 +13,13 @@ from memento_mcp.models import POSITIVE_REWARD
 class Provenance(Connection):
     def teachers(self, namespaces: Collection[str] | None = None) -> list[dict[str, Any]]:
         """Per client: outcomes reported, how many positive, mean reward, cases written, last
-        outcome; most outcomes first. Within `namespaces` (None: all)."""
+        outcome; most outcomes first. Within `namespaces` (None: all). Client None: not
+        recorded (imports, and rows from before schema v5)."""
         allowed = None if namespaces is None else _json(namespaces)
         rows = self._query(
             "SELECT client, sum(outcomes), sum(positive), sum(reward_sum), sum(cases), max(last)"
             " FROM ("
-            "  SELECT coalesce(outcomes.client_id, '(before provenance)') AS client,"
+            "  SELECT outcomes.client_id AS client,"
             "   count(*) AS outcomes, sum(outcomes.reward >= ?) AS positive,"
             "   sum(outcomes.reward) AS reward_sum, 0 AS cases, max(outcomes.recorded_at) AS last"
             "  FROM outcomes LEFT JOIN cases ON cases.id = outcomes.case_id"
@@ -27,7 +28,7 @@ class Provenance(Connection):
             "   IN (SELECT value FROM json_each(?))"
             "  GROUP BY client"
             "  UNION ALL"
-            "  SELECT coalesce(client_id, '(before provenance)'), 0, 0, 0, count(*), NULL"
+            "  SELECT client_id, 0, 0, 0, count(*), NULL"
             "  FROM cases WHERE ? IS NULL OR namespace IN (SELECT value FROM json_each(?))"
             "  GROUP BY 1"
             ") GROUP BY client ORDER BY sum(outcomes) DESC, client",
