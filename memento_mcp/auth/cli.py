@@ -16,7 +16,7 @@ from memento_mcp.errors import MementoError
 
 tokens_app = typer.Typer(help="Add, list and revoke the bearer tokens of HTTP clients.",
                          no_args_is_help=True)  # fmt: skip
-outcomes_app = typer.Typer(help="Inspect and revoke what clients taught the bank.",
+outcomes_app = typer.Typer(help="See and revoke what each client taught the bank.",
                            no_args_is_help=True)  # fmt: skip
 console = Console()
 errors = Console(stderr=True)
@@ -101,6 +101,32 @@ def revoke(name: Annotated[str, typer.Argument(help="The token's name")]) -> Non
     except MementoError as exc:
         _fail(str(exc))
     console.print(f"revoked token {name}")
+
+
+@outcomes_app.command("clients")
+def clients(namespace: Annotated[list[str] | None, typer.Option(
+    "--namespace", "-n", help="Only these namespaces (repeatable; default: all)",
+)] = None) -> None:
+    """Who taught what: per client, outcomes reported, positive ones, mean reward, cases written."""
+    from rich.table import Table
+
+    from memento_mcp.casebank import CaseBank
+    from memento_mcp.settings import Settings
+
+    try:
+        bank = CaseBank(Settings().db_path)
+    except MementoError as exc:
+        _fail(str(exc))
+    try:
+        rows = bank.teachers(namespace or None)
+    finally:
+        bank.close()
+    table = Table("client", "outcomes", "positive", "mean reward", "cases written", "last outcome")
+    for row in rows:
+        mean = "-" if row["mean_reward"] is None else f"{row['mean_reward']:.2f}"
+        table.add_row(row["client_id"] or "(not recorded)", str(row["outcomes"]), str(row["positive"]),
+                      mean, str(row["cases"]), (row["last_outcome"] or "-")[:19])  # fmt: skip
+    console.print(table)
 
 
 @outcomes_app.command("revoke")

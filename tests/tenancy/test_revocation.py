@@ -100,11 +100,14 @@ def test_cli_revokes_by_client_and_time(settings: Settings, monkeypatch: pytest.
     finally:
         memory.bank.close()
     monkeypatch.setenv("MEMENTO_HOME", str(settings.home))
+    listed = CliRunner().invoke(app, ["outcomes", "clients"])
+    assert listed.exit_code == 0 and "poisoner" in listed.stdout and "local" in listed.stdout
     result = CliRunner().invoke(
         app, ["outcomes", "revoke", "--client", "poisoner", "--since", "2000-01-01", "--no-retrain"]
     )
     assert result.exit_code == 0, result.output
     assert "5 outcomes" in result.output and "0 cases" in result.output
+    assert "poisoner" not in CliRunner().invoke(app, ["outcomes", "clients"]).stdout
     bad = CliRunner().invoke(app, ["outcomes", "revoke", "--client", "x", "--since", "yesterday"])
     assert bad.exit_code == 1 and "not an ISO date" in bad.output
     assert parse_since("2026-12-01T14:30+01:00") == "2026-12-01T13:30:00.000+00:00"
