@@ -33,10 +33,10 @@ def caller(registry: TokenRegistry) -> Principal:
     """
     token = get_access_token()
     if token is not None:
-        entry = registry.by_name(token.client_id)
-        if entry is None:  # revoked since the request was verified
+        principal = registry.lookup(token.token)
+        if principal is None:  # revoked since the request was verified
             raise Forbidden("this token has been revoked")
-        return registry.principal(entry)
+        return principal
     try:
         get_http_request()
     except RuntimeError:
