@@ -117,11 +117,12 @@ def serve(
 
     settings = Settings()
     host = host or settings.host
-    if (
-        transport is not Transport.stdio
-        and not is_loopback(host)
-        and not TokenRegistry(settings).configured
-    ):
+    registry = TokenRegistry(settings)
+    try:
+        registry.entries()  # a broken tokens file or [[tokens]] entry stops here, said plainly
+    except MementoError as exc:
+        _fail(str(exc))
+    if transport is not Transport.stdio and not is_loopback(host) and not registry.configured:
         _fail(
             f"refusing to serve on {host} without a token: anyone who can reach it could read and"
             " change the case bank. Add one with `memento-mcp token add NAME` (or set"

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastmcp.server.auth import AccessToken, TokenVerifier
 from fastmcp.server.dependencies import get_access_token, get_http_request
 
 from memento_mcp.auth.principal import LOCAL, Principal
 from memento_mcp.auth.registry import TokenRegistry
-from memento_mcp.errors import Forbidden
+from memento_mcp.errors import ConfigError, Forbidden
+
+log = logging.getLogger(__name__)
 
 
 class RegistryVerifier(TokenVerifier):
@@ -19,7 +23,11 @@ class RegistryVerifier(TokenVerifier):
         self.registry = registry
 
     async def verify_token(self, token: str) -> AccessToken | None:
-        principal = self.registry.lookup(token)
+        try:
+            principal = self.registry.lookup(token)
+        except ConfigError:  # the tokens file was broken while serving: refuse, say why
+            log.warning("tokens file unreadable; refusing every token", exc_info=True)
+            return None
         if principal is None:
             return None
         return AccessToken(token=token, client_id=principal.client_id, scopes=[])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import threading
+
 from memento_mcp.auth.principal import Principal
 from memento_mcp.auth.tokens import ALL, TokenEntry, TokenFile, digest
 from memento_mcp.settings import Settings
@@ -23,7 +24,7 @@ class TokenRegistry:
         self.settings = settings
         self.file = TokenFile(settings.tokens_file)
         self._lock = threading.Lock()
-        self._stamp: tuple[float, int] | None = None
+        self._stamp: tuple[int, int, int] | None = None
         self._from_file: list[TokenEntry] = []
 
     @property
@@ -40,7 +41,8 @@ class TokenRegistry:
     def _file_entries(self) -> list[TokenEntry]:
         try:
             stat = self.file.path.stat()
-            stamp: tuple[float, int] | None = (stat.st_mtime, stat.st_size)
+            # The CLI replaces the file (new inode) on every change.
+            stamp: tuple[int, int, int] | None = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
         except FileNotFoundError:
             stamp = None
         with self._lock:

@@ -89,3 +89,19 @@ def test_cli_adds_lists_and_revokes(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert TokenRegistry(Settings(home=tmp_path)).lookup(secret) is None
     missing = runner.invoke(app, ["token", "revoke", "alice"])
     assert missing.exit_code == 1 and "no token named 'alice'" in missing.output
+
+
+def test_serve_refuses_a_broken_tokens_file_in_one_line(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "tokens.json").write_text("not json")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMENTO_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "memento_mcp", "serve", "--transport", "http", "--port", "0"],
+        env={**env, "MEMENTO_HOME": str(tmp_path)}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "tokens file" in done.stderr and "not valid" in done.stderr
+    assert "Traceback" not in done.stderr
