@@ -7,7 +7,7 @@ import pytest
 from memento_mcp.auth.principal import LOCAL, Principal
 from memento_mcp.auth.ratelimit import RateLimiter
 from memento_mcp.auth.tenant import TenantMemory
-from memento_mcp.errors import Forbidden, NotFound
+from memento_mcp.errors import Forbidden, NotFound, RateLimited
 from memento_mcp.memory import Memory
 
 pytestmark = pytest.mark.slow  # loads the encoder
@@ -65,3 +65,15 @@ def test_reads_and_deletes_outside_the_namespaces_look_like_missing_cases(memory
     assert [ns.namespace for ns in alice.stats().namespaces] == []
     with pytest.raises(Forbidden):
         alice.record_outcome(task="t", plan="p", reward=1.0, namespace="team-b")
+
+
+def test_writes_past_the_limit_are_refused_and_change_nothing(memory: Memory) -> None:
+    frozen = RateLimiter(clock=lambda: 0.0)  # time stands still: no refill
+    writer = TenantMemory(memory, Principal("writer", None, writes_per_minute=6), frozen)
+    kept = writer.record_outcome(task="First task", plan="p", reward=1.0).case_id  # a burst of 1
+    before = memory.stats()
+    with pytest.raises(RateLimited, match="6 writes per minute"):
+        writer.record_outcome(task="Second task", plan="p", reward=1.0)
+    with pytest.raises(RateLimited):
+        writer.delete_case(kept)  # type: ignore[arg-type]
+    assert memory.stats() == before
