@@ -15,6 +15,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from memento_mcp.agent.cli import register as register_agent_commands
+from memento_mcp.auth.cli import register as register_tenancy_commands
 from memento_mcp.bank_cli import register as register_bank_commands
 from memento_mcp.errors import MementoError
 from retriever.cli import app as retriever_app
@@ -45,6 +46,7 @@ console = Console()
 errors = Console(stderr=True)
 register_agent_commands(app)  # solve, eval
 register_bank_commands(app)  # check, backup
+register_tenancy_commands(app)  # token add|list|revoke, outcomes clients|revoke
 app.add_typer(retriever_app, name="retriever")  # train, eval, status, rollback
 
 STARTER_BANK = Path(__file__).parent / "data" / "memento_memory.jsonl"
@@ -130,15 +132,20 @@ def serve(
     )] = None,
 ) -> None:
     """Run the MCP server (stdio by default; streamable HTTP at /mcp; SSE at /sse)."""
+    from memento_mcp.auth import redact
+    from memento_mcp.auth.registry import TokenRegistry
     from memento_mcp.retrieval.encoder import preload
     from memento_mcp.settings import Settings
 
     settings = Settings()
     host = host or settings.host
-    if transport is not Transport.stdio and not is_loopback(host) and not settings.auth_token:
+    registry = TokenRegistry(settings)
+    registry.entries()  # a broken tokens file or [[tokens]] entry stops here, in one line
+    if transport is not Transport.stdio and not is_loopback(host) and not registry.configured:
         _fail(
             f"refusing to serve on {host} without a token: anyone who can reach it could read and"
-            " change the case bank. Set MEMENTO_AUTH_TOKEN, or bind 127.0.0.1."
+            " change the case bank. Add one with `memento-mcp token add NAME` (or set"
+            " MEMENTO_AUTH_TOKEN), or bind 127.0.0.1."
         )
     from memento_mcp.maintenance import ready_to_serve
 
@@ -152,9 +159,12 @@ def serve(
     # The encoder loads on the other core while FastMCP imports (issue 10). Only after the
     # checks, and joined at the end: exiting while ONNX Runtime loads aborts the process.
     loading = preload()
+    import fastmcp
+
     from memento_mcp.server import build_server
 
     server = build_server(settings)
+    redact.install()  # no token in any log line (auth/redact.py)
     if transport is Transport.stdio:
         server.run(show_banner=False)
     else:
@@ -164,7 +174,9 @@ def serve(
             transport=transport.value, host=host, port=port or settings.port, show_banner=False,
             host_origin_protection=True, allowed_hosts=allow_host or [],
             allowed_origins=allow_origin or [],
-        )
+            uvicorn_config={"log_config": redact.uvicorn_log_config(),
+                            "log_level": fastmcp.settings.log_level.lower()},
+        )  # fmt: skip
     loading.join()
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from memento_mcp.casebank import CaseBank, NewCase
+from memento_mcp.casebank import CaseBank, NewCase, open_bank
 from memento_mcp.cli import app
 from memento_mcp.errors import DamagedBank, InvalidInput
 from memento_mcp.maintenance import backup, check
@@ -177,3 +177,26 @@ def test_a_file_that_is_not_a_bank_is_named_as_damaged(tmp_path: Path) -> None:
         CaseBank(tmp_path / "memento.db")
     code, output = run(tmp_path, "stats")
     assert code == 1 and len(output.strip().splitlines()) == 1 and "is damaged" in output
+
+
+def test_check_and_backup_of_a_postgresql_bank(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL keeps its own pages and indexes sound: check looks at the vectors; backup is
+    pg_dump's job, and says so."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("MEMENTO_HOME", str(home))  # restored after the test, as is the URL
+    monkeypatch.setenv("MEMENTO_DATABASE_URL", postgres_url)
+    bank = open_bank(postgres_url)
+    vector = np.ones(384, dtype=np.float32) / np.sqrt(384)
+    first, _ = bank.add_case(NewCase("default", "one", "plan"), vector)
+    bank.add_case(NewCase("default", "two", "plan"), vector)
+    code, output = run(home, "check")
+    assert code == 0 and "ok       every case has its vector" in output
+    with bank._write() as db:
+        db.execute("DELETE FROM embeddings WHERE case_id = ?", (first,))
+    bank.close()
+    code, output = run(home, "check")
+    assert code == 1 and "1 case(s) without a vector" in output
+    code, output = run(home, "backup", str(tmp_path / "copy.db"))
+    assert code == 1 and "pg_dump" in output and not (tmp_path / "copy.db").exists()

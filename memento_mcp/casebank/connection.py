@@ -58,7 +58,15 @@ def _enable_wal(db: sqlite_utils.Database, patience: float = 30.0) -> None:
 class Connection:
     """The connection and its lock; every part of CaseBank reads and writes through these."""
 
-    vector_dims_sql = "length(vector) / 4"  # a stored vector's dimensions (float32 blobs)
+    # What the dialects spell differently, for the SQL the two banks share (the Postgres bank
+    # overrides them): a stored vector's dimensions, and the items of a JSON list parameter.
+    vector_dims_sql = "length(vector) / 4"  # float32 blobs
+    json_items_sql = "SELECT value FROM json_each(?)"
+
+    @property
+    def _in_namespaces(self) -> str:
+        """A namespace filter with one parameter, a JSON list of namespaces."""
+        return f" AND namespace IN ({self.json_items_sql})"
 
     def __init__(
         self,

@@ -132,11 +132,25 @@ def _v4_history_index(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v5_provenance(db: sqlite_utils.Database) -> None:
+    # Who wrote each case, made each request and reported each outcome (issue 12): the token's
+    # name, "local" for stdio and the CLI, NULL for rows written before this version. Outcomes
+    # are then idempotent per (request, case, client), and one client's outcomes and cases can
+    # be revoked (casebank/provenance.py).
+    db.execute("ALTER TABLE cases ADD COLUMN client_id TEXT")
+    db.execute("ALTER TABLE requests ADD COLUMN client_id TEXT")
+    db.execute("ALTER TABLE outcomes ADD COLUMN client_id TEXT")
+    db.execute("CREATE INDEX IF NOT EXISTS outcomes_case_client ON outcomes (case_id, client_id)")
+    db.execute("CREATE INDEX IF NOT EXISTS outcomes_client ON outcomes (client_id, recorded_at)")
+    db.execute("CREATE INDEX IF NOT EXISTS cases_client ON cases (client_id, created_at)")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial,
     _v2_learning,
     _v3_case_deletions,
     _v4_history_index,
+    _v5_provenance,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -15,7 +15,7 @@ from postgres_server import PostgresForTests, with_database, with_user
 
 from memento_mcp.casebank import NewCase, open_bank
 from memento_mcp.casebank.postgres.schema import SCHEMA_VERSION
-from memento_mcp.errors import StorageError
+from memento_mcp.errors import ReadOnlyBank, StorageError
 
 VECTOR = np.ones(384, dtype=np.float32) / np.sqrt(384)
 
@@ -128,3 +128,92 @@ def test_the_bank_is_chosen_by_env_then_config_toml_else_the_sqlite_file(
     assert Settings().bank_location == "postgresql://u@from-toml/db"
     monkeypatch.setenv("MEMENTO_DATABASE_URL", "postgresql://u@from-env/db")
     assert Settings().bank_location == "postgresql://u@from-env/db"
+
+
+def test_a_v1_database_gains_provenance_and_its_old_outcomes_are_nobodys(
+    postgres_server: PostgresForTests,
+) -> None:
+    """Schema v2 (SQLite's v5): client_id on cases, requests and outcomes."""
+    from memento_mcp.casebank.postgres.schema import MIGRATIONS
+
+    url = postgres_server.new_database(migrated=False)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            conn.execute(MIGRATIONS[0].encode())
+            conn.execute("CREATE TABLE memento_schema (version integer NOT NULL)")
+            conn.execute("INSERT INTO memento_schema VALUES (1)")
+            conn.execute(
+                "INSERT INTO outcomes (request_id, case_id, reward, recorded_at)"
+                " VALUES ('old', NULL, 1.0, '2026-01-01T00:00:00.000+00:00')"
+            )
+        bank = open_bank(url)
+        assert bank.stats()["schema_version"] == SCHEMA_VERSION == 2
+        case = NewCase("default", "Who wrote Dune?", "Search", "Herbert", 1.0, client_id="alice")
+        first = bank.record_outcome(1.0, None, (case, VECTOR), None, "alice")
+        assert bank.get_case(first.case_id).client_id == "alice"  # type: ignore[arg-type]
+        assert bank.record_outcome(1.0, None, (case, VECTOR), None, "alice").duplicate
+        assert [(row["client_id"], row["outcomes"]) for row in bank.teachers()] == [
+            (None, 1), ("alice", 1),
+        ]
+        bank.close()
+    finally:
+        postgres_server.drop(url)
+
+
+def reader_role(postgres_server: PostgresForTests, url: str, *grants: str) -> str:
+    """A role that may read the bank's tables (and do `grants` besides), as a URL."""
+    name = urlsplit(url).path.lstrip("/")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS memento_reader")
+        conn.execute("CREATE ROLE memento_reader LOGIN")
+        conn.execute(f'GRANT CONNECT ON DATABASE "{name}" TO memento_reader'.encode())
+        conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO memento_reader")
+        for grant in grants:
+            conn.execute(f"GRANT {grant} TO memento_reader".encode())
+    return with_user(url, "memento_reader")
+
+
+def drop_reader(postgres_server: PostgresForTests, url: str) -> None:
+    postgres_server.drop(url)
+    with psycopg.connect(postgres_server.admin_url, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS memento_reader")
+
+
+def test_a_role_that_may_only_read_serves_retrieval_and_refuses_writes(
+    postgres_server: PostgresForTests,
+) -> None:
+    from memento_mcp.maintenance import ready_to_serve
+
+    url = postgres_server.new_database()
+    try:
+        owner = open_bank(url)
+        case_id, _ = owner.add_case(NewCase("default", "shared task", "plan", reward=1.0), VECTOR)
+        owner.close()
+        bank = open_bank(reader_role(postgres_server, url))
+        assert bank.read_only and bank.stats()["read_only"]
+        assert bank.get_case(case_id).task == "shared task"
+        assert bank.lexical_search("default", "shared", 5)[0][0] == case_id
+        (warning,) = ready_to_serve(bank)
+        assert "read-only" in warning and "GRANT INSERT" in warning
+        with pytest.raises(ReadOnlyBank, match="GRANT INSERT"):
+            bank.record_outcome(1.0, None, (NewCase("default", "new", "plan"), VECTOR), None)
+        assert bank.stats()["cases"] == 1
+        bank.close()
+    finally:
+        drop_reader(postgres_server, url)
+
+
+def test_a_write_the_role_may_not_make_is_refused_as_read_only(
+    postgres_server: PostgresForTests,
+) -> None:
+    """A role with some write grants is not read-only; the write it lacks is refused in one line."""
+    url = postgres_server.new_database()
+    try:
+        bank = open_bank(reader_role(postgres_server, url, "INSERT ON outcomes"))
+        assert not bank.read_only
+        with pytest.raises(ReadOnlyBank, match="read-only to the server"):
+            bank.record_outcome(1.0, None, (NewCase("default", "new", "plan"), VECTOR), None)
+        bank.close()
+    finally:
+        drop_reader(postgres_server, url)

@@ -78,9 +78,9 @@ def seed_bank(home: Path, cases: list[NewCase], days_ago: list[float] | None = N
             if case.reward is None:
                 case_id, _ = bank.add_case(case, vector)
             else:
-                recorded, _ = bank.record_outcome(case.reward, None, (case, vector), None)
-                assert recorded is not None
-                case_id = recorded
+                recorded = bank.record_outcome(case.reward, None, (case, vector), None)
+                assert recorded.case_id is not None
+                case_id = recorded.case_id
             ids.append(case_id)
         return ids
     finally:
@@ -103,9 +103,13 @@ def seed() -> Callable[..., list[int]]:
 class HttpServer:
     """One `memento-mcp serve --transport http` child and where to reach it."""
 
-    def __init__(self, home: Path, *args: str, transport: str = "http", **env: str) -> None:
+    def __init__(
+        self, home: Path, *args: str, transport: str = "http", log: Path | None = None, **env: str
+    ) -> None:
         self.home = home
         self.port = free_port()
+        # With `log`, everything the server prints (stdout and stderr) goes to that file.
+        output = log.open("wb") if log is not None else None
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -119,7 +123,11 @@ class HttpServer:
                 *args,
             ],
             env=server_env(home, **env),
+            stdout=output,
+            stderr=subprocess.STDOUT if output else None,
         )
+        if output is not None:
+            output.close()  # the child holds its own copy
         wait_for_port(self.port, self.process)
 
     @property
@@ -142,10 +150,14 @@ def http_server_factory(
     started: list[HttpServer] = []
 
     def start(
-        *args: str, transport: str = "http", home: Path | None = None, **env: str
+        *args: str,
+        transport: str = "http",
+        home: Path | None = None,
+        log: Path | None = None,
+        **env: str,
     ) -> HttpServer:
         home = home or tmp_path_factory.mktemp("home")
-        server = HttpServer(home, *args, transport=transport, **env)
+        server = HttpServer(home, *args, transport=transport, log=log, **env)
         started.append(server)
         return server
 

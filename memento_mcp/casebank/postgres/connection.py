@@ -87,6 +87,7 @@ class PgConnection(Connection):
     """The pool, its error translation, and the bank's location (password-free)."""
 
     vector_dims_sql = "vector_dims(vector)"
+    json_items_sql = "SELECT json_array_elements_text(CAST(? AS json))"
 
     def __init__(
         self,
@@ -163,6 +164,8 @@ class PgConnection(Connection):
         try:
             yield
         except psycopg.errors.InsufficientPrivilege as exc:
+            if doing != "write":  # a role that may not even read: no read-only bank
+                raise StorageError(f"could not {doing} the case bank: {_first_line(exc)}") from exc
             raise ReadOnlyBank(self.read_only_message()) from exc
         except psycopg.errors.UniqueViolation as exc:
             if exc.diag.constraint_name == "outcomes_request_id":
