@@ -34,7 +34,6 @@ class TenantMemory:
         """The namespace a call goes to, checked: named, or this caller's default."""
         resolved = namespace or self.principal.default_namespace(self.memory.settings.namespace)
         if write:
-            self.memory.bank.require_writable()  # a read-only bank: before any work (solve_task)
             self.principal.require_write(resolved)
         else:
             self.principal.require_read(resolved)
@@ -101,6 +100,7 @@ class TenantMemory:
 
     def store_trajectory(self, *, request_id: str, namespace: str | None = None, **run: Any) -> int:
         """solve_task keeps its run as a case of this caller (the request is its own)."""
+        self.memory.bank.require_writable()  # first: a read-only bank logged no request to find
         request = self.memory.bank.get_request(request_id)
         self.principal.require_write(namespace or request["namespace"])
         return self.memory.store_trajectory(

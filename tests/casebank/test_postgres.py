@@ -180,25 +180,41 @@ def drop_reader(postgres_server: PostgresForTests, url: str) -> None:
         conn.execute("DROP ROLE IF EXISTS memento_reader")
 
 
+@pytest.mark.slow  # loads the encoder
 def test_a_role_that_may_only_read_serves_retrieval_and_refuses_writes(
-    postgres_server: PostgresForTests,
+    postgres_server: PostgresForTests, tmp_path: Path
 ) -> None:
+    from memento_mcp.auth.principal import LOCAL
+    from memento_mcp.auth.ratelimit import RateLimiter
+    from memento_mcp.auth.tenant import TenantMemory
     from memento_mcp.maintenance import ready_to_serve
+    from memento_mcp.memory import open_memory
+    from memento_mcp.settings import Settings
 
     url = postgres_server.new_database()
     try:
-        owner = open_bank(url)
-        case_id, _ = owner.add_case(NewCase("default", "shared task", "plan", reward=1.0), VECTOR)
-        owner.close()
-        bank = open_bank(reader_role(postgres_server, url))
-        assert bank.read_only and bank.stats()["read_only"]
-        assert bank.get_case(case_id).task == "shared task"
-        assert bank.lexical_search("default", "shared", 5)[0][0] == case_id
+        owner = open_memory(Settings(home=tmp_path / "owner", database_url=url))
+        owner.record_outcome(task="shared task", plan="plan", reward=1.0)
+        owner.bank.close()
+        memory = open_memory(
+            Settings(home=tmp_path / "reader", database_url=reader_role(postgres_server, url))
+        )
+        bank = memory.bank
+        assert bank.read_only and memory.stats().read_only
         (warning,) = ready_to_serve(bank)
         assert "read-only" in warning and "GRANT INSERT" in warning
+        tenant = TenantMemory(memory, LOCAL, RateLimiter())
+        shown = tenant.retrieve("shared task")
+        assert [hit.task for hit in shown.positive] == ["shared task"]  # served, not logged
+        # Refused as read-only, not as an unknown request (none was logged to find).
         with pytest.raises(ReadOnlyBank, match="GRANT INSERT"):
+            tenant.record_outcome(request_id=shown.request_id, reward=1.0)
+        with pytest.raises(ReadOnlyBank):
+            tenant.store_trajectory(request_id=shown.request_id, task="t", plan="p",
+                                    answer="a", trajectory=[])  # fmt: skip
+        with pytest.raises(ReadOnlyBank):
             bank.record_outcome(1.0, None, (NewCase("default", "new", "plan"), VECTOR), None)
-        assert bank.stats()["cases"] == 1
+        assert (bank.stats()["cases"], bank.stats()["requests"]) == (1, 0)
         bank.close()
     finally:
         drop_reader(postgres_server, url)
