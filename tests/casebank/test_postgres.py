@@ -28,26 +28,35 @@ def test_an_unreachable_server_is_one_clear_line_without_the_password() -> None:
     assert "s3cret" not in message and "\n" not in message
 
 
+def login_role(url: str, role: str, *grants: str) -> str:
+    """A new role with `grants` ("{db}": the URL's database), as a URL of the same database."""
+    database = urlsplit(url).path.lstrip("/")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP ROLE IF EXISTS {role}".encode())
+        conn.execute(f"CREATE ROLE {role} LOGIN".encode())
+        for grant in grants:
+            conn.execute(f"GRANT {grant.format(db=database)} TO {role}".encode())
+    return with_user(url, role)
+
+
+def drop_with_role(postgres_server: PostgresForTests, url: str, role: str) -> None:
+    postgres_server.drop(url)  # first: the role's grants on it go with it
+    with psycopg.connect(postgres_server.admin_url, autocommit=True) as conn:
+        conn.execute(f"DROP ROLE IF EXISTS {role}".encode())
+
+
 def test_a_database_without_pgvector_says_how_to_enable_it(
     postgres_server: PostgresForTests,
 ) -> None:
     """A role that may not create the extension, in a database that lacks it (a managed server's
     usual state before someone enables pgvector)."""
     url = postgres_server.new_database(migrated=False)
-    name = urlsplit(url).path.lstrip("/")
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("DROP ROLE IF EXISTS memento_plain")
-        conn.execute("CREATE ROLE memento_plain LOGIN")
-        conn.execute(f'GRANT ALL ON DATABASE "{name}" TO memento_plain'.encode())
-        conn.execute("GRANT ALL ON SCHEMA public TO memento_plain")
-    plain = with_user(url, "memento_plain")
+    plain = login_role(url, "memento_plain", 'ALL ON DATABASE "{db}"', "ALL ON SCHEMA public")
     try:
         with pytest.raises(StorageError, match="CREATE EXTENSION vector as a superuser"):
             open_bank(plain)
     finally:
-        postgres_server.drop(url)
-        with psycopg.connect(postgres_server.admin_url, autocommit=True) as conn:
-            conn.execute("DROP ROLE IF EXISTS memento_plain")
+        drop_with_role(postgres_server, url, "memento_plain")
 
 
 def test_a_database_from_a_newer_version_is_refused(postgres_url: str) -> None:
@@ -161,23 +170,10 @@ def test_a_v1_database_gains_provenance_and_its_old_outcomes_are_nobodys(
         postgres_server.drop(url)
 
 
-def reader_role(postgres_server: PostgresForTests, url: str, *grants: str) -> str:
+def reader_role(url: str, *grants: str) -> str:
     """A role that may read the bank's tables (and do `grants` besides), as a URL."""
-    name = urlsplit(url).path.lstrip("/")
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("DROP ROLE IF EXISTS memento_reader")
-        conn.execute("CREATE ROLE memento_reader LOGIN")
-        conn.execute(f'GRANT CONNECT ON DATABASE "{name}" TO memento_reader'.encode())
-        conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO memento_reader")
-        for grant in grants:
-            conn.execute(f"GRANT {grant} TO memento_reader".encode())
-    return with_user(url, "memento_reader")
-
-
-def drop_reader(postgres_server: PostgresForTests, url: str) -> None:
-    postgres_server.drop(url)
-    with psycopg.connect(postgres_server.admin_url, autocommit=True) as conn:
-        conn.execute("DROP ROLE IF EXISTS memento_reader")
+    tables = "SELECT ON ALL TABLES IN SCHEMA public"
+    return login_role(url, "memento_reader", 'CONNECT ON DATABASE "{db}"', tables, *grants)
 
 
 @pytest.mark.slow  # loads the encoder
@@ -197,7 +193,7 @@ def test_a_role_that_may_only_read_serves_retrieval_and_refuses_writes(
         owner.record_outcome(task="shared task", plan="plan", reward=1.0)
         owner.bank.close()
         memory = open_memory(
-            Settings(home=tmp_path / "reader", database_url=reader_role(postgres_server, url))
+            Settings(home=tmp_path / "reader", database_url=reader_role(url))
         )
         bank = memory.bank
         assert bank.read_only and memory.stats().read_only
@@ -217,7 +213,7 @@ def test_a_role_that_may_only_read_serves_retrieval_and_refuses_writes(
         assert (bank.stats()["cases"], bank.stats()["requests"]) == (1, 0)
         bank.close()
     finally:
-        drop_reader(postgres_server, url)
+        drop_with_role(postgres_server, url, "memento_reader")
 
 
 def test_a_write_the_role_may_not_make_is_refused_as_read_only(
@@ -226,10 +222,10 @@ def test_a_write_the_role_may_not_make_is_refused_as_read_only(
     """A role with some write grants is not read-only; the write it lacks is refused in one line."""
     url = postgres_server.new_database()
     try:
-        bank = open_bank(reader_role(postgres_server, url, "INSERT ON outcomes"))
+        bank = open_bank(reader_role(url, "INSERT ON outcomes"))
         assert not bank.read_only
         with pytest.raises(ReadOnlyBank, match="read-only to the server"):
             bank.record_outcome(1.0, None, (NewCase("default", "new", "plan"), VECTOR), None)
         bank.close()
     finally:
-        drop_reader(postgres_server, url)
+        drop_with_role(postgres_server, url, "memento_reader")
