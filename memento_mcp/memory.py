@@ -47,6 +47,10 @@ class Learner(Protocol):
 
     def model(self, namespace: str) -> PriorModel | None: ...
 
+    def prior(
+        self, namespace: str, query_vec: np.ndarray, case_vecs: np.ndarray, plan_vecs: np.ndarray
+    ) -> np.ndarray: ...
+
     def notify_labelled(self, namespace: str, n: int) -> None: ...
 
 
@@ -70,6 +74,11 @@ class LazyLearner:
 
     def model(self, namespace: str) -> PriorModel | None:
         return self.trainer.model(namespace)
+
+    def prior(
+        self, namespace: str, query_vec: np.ndarray, case_vecs: np.ndarray, plan_vecs: np.ndarray
+    ) -> np.ndarray:
+        return self.trainer.prior(namespace, query_vec, case_vecs, plan_vecs)
 
     def notify_labelled(self, namespace: str, n: int) -> None:
         self.trainer.notify_labelled(namespace, n)
@@ -186,9 +195,9 @@ class Memory:
         chosen = [ids[i] for i in weighed]
         model = self.learner.model(namespace) if self.learner and ids else None
         plan_works = np.full(len(ids), 0.5)
-        if model:
-            plan_works[weighed] = model.predict(
-                query_vec, vectors[weighed], self.bank.plan_vectors(chosen)
+        if self.learner and chosen:
+            plan_works[weighed] = self.learner.prior(
+                namespace, query_vec, vectors[weighed], self._plan_vectors(chosen)
             )
         successes, trials = np.zeros(len(ids)), np.zeros(len(ids))
         successes[weighed], trials[weighed] = contextual_evidence(
@@ -204,6 +213,20 @@ class Memory:
             self._rng,
         )
         return selection, "evidence" if model is None else f"evidence+{model.version}"
+
+    def _plan_vectors(self, case_ids: list[int]) -> np.ndarray:
+        """The cases' plan embeddings; a plan is embedded the first time its case is weighed,
+        so imports and recorded cases pay nothing for it up front."""
+        vectors, missing = self.bank.plan_vectors(case_ids)
+        if missing:
+            cases = self.bank.cases_by_id(missing)
+            found = [case_id for case_id in missing if case_id in cases]
+            encoded = self.encoder.encode([cases[case_id].plan for case_id in found])
+            if not self.bank.read_only:  # a read-only bank encodes them again next time
+                self.bank.add_plan_vectors(dict(zip(found, encoded, strict=True)))
+            where = {case_id: i for i, case_id in enumerate(case_ids)}
+            vectors[[where[case_id] for case_id in found]] = encoded
+        return vectors
 
     # -- writing -------------------------------------------------------------------------------
 
