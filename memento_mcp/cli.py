@@ -7,12 +7,16 @@ import json
 import os
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
 
 from memento_mcp.agent.cli import register as register_agent_commands
+from memento_mcp.auth.cli import register as register_tenancy_commands
+from memento_mcp.bank_cli import register as register_bank_commands
 from memento_mcp.errors import MementoError
 from retriever.cli import app as retriever_app
 
@@ -22,12 +26,27 @@ if TYPE_CHECKING:  # loaded inside the commands: `--help` and `config` stay unde
     from memento_mcp.casebank.memento_io import Format
     from memento_mcp.memory import Memory
 
+
+class OneLineErrors(TyperGroup):
+    """Whatever command raises a MementoError ends with its message on one line, never a
+    traceback (issue 12: a damaged bank printed 76 lines from `stats`)."""
+
+    def invoke(self, ctx: typer.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except MementoError as exc:
+            _fail(str(exc))
+
+
 app = typer.Typer(
-    help="Memento case-based memory for agents, as an MCP server.", no_args_is_help=True
+    help="Memento case-based memory for agents, as an MCP server.", no_args_is_help=True,
+    cls=OneLineErrors,
 )
 console = Console()
 errors = Console(stderr=True)
 register_agent_commands(app)  # solve, eval
+register_bank_commands(app)  # check, backup
+register_tenancy_commands(app)  # token add|list|revoke, outcomes clients|revoke
 app.add_typer(retriever_app, name="retriever")  # train, eval, status, rollback
 
 STARTER_BANK = Path(__file__).parent / "data" / "memento_memory.jsonl"
@@ -84,8 +103,8 @@ def _memory() -> Memory:
         _fail(str(exc))
 
 
-def _fail(message: str) -> typer.Exit:
-    errors.print(f"[red]error:[/red] {message}")
+def _fail(message: str) -> NoReturn:
+    errors.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -113,23 +132,39 @@ def serve(
     )] = None,
 ) -> None:
     """Run the MCP server (stdio by default; streamable HTTP at /mcp; SSE at /sse)."""
+    from memento_mcp.auth import redact
+    from memento_mcp.auth.registry import TokenRegistry
     from memento_mcp.retrieval.encoder import preload
     from memento_mcp.settings import Settings
 
     settings = Settings()
     host = host or settings.host
-    if transport is not Transport.stdio and not is_loopback(host) and not settings.auth_token:
+    registry = TokenRegistry(settings)
+    registry.entries()  # a broken tokens file or [[tokens]] entry stops here, in one line
+    if transport is not Transport.stdio and not is_loopback(host) and not registry.configured:
         _fail(
             f"refusing to serve on {host} without a token: anyone who can reach it could read and"
-            " change the case bank. Set MEMENTO_AUTH_TOKEN, or bind 127.0.0.1."
+            " change the case bank. Add one with `memento-mcp token add NAME` (or set"
+            " MEMENTO_AUTH_TOKEN), or bind 127.0.0.1."
         )
-    _memory().bank.close()  # fail now, with a clear message, if the bank cannot be opened
+    from memento_mcp.maintenance import ready_to_serve
+
+    bank = _memory().bank  # fail now, with one clear line, if the bank cannot be opened
+    try:
+        warnings = ready_to_serve(bank)  # or is damaged
+    finally:
+        bank.close()
+    for warning in warnings:
+        errors.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
     # The encoder loads on the other core while FastMCP imports (issue 10). Only after the
     # checks, and joined at the end: exiting while ONNX Runtime loads aborts the process.
     loading = preload()
+    import fastmcp
+
     from memento_mcp.server import build_server
 
     server = build_server(settings)
+    redact.install()  # no token in any log line (auth/redact.py)
     if transport is Transport.stdio:
         server.run(show_banner=False)
     else:
@@ -139,7 +174,9 @@ def serve(
             transport=transport.value, host=host, port=port or settings.port, show_banner=False,
             host_origin_protection=True, allowed_hosts=allow_host or [],
             allowed_origins=allow_origin or [],
-        )
+            uvicorn_config={"log_config": redact.uvicorn_log_config(),
+                            "log_level": fastmcp.settings.log_level.lower()},
+        )  # fmt: skip
     loading.join()
 
 
@@ -165,16 +202,22 @@ def import_(
     if not source.is_file():
         _fail(f"no such file: {source}")
     memory = _memory()
-    with Progress(
+    # A bar on a terminal; elsewhere (a log, a pipe) one line per committed batch, so that after
+    # a crash the log says how far the import got (issue 12).
+    bar = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=errors,
-    ) as bar:
+        console=errors, disable=not errors.is_terminal,
+    )
+    with bar:
         task = bar.add_task("importing cases", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+            if not errors.is_terminal:
+                errors.print(f"committed {done}/{total} new cases", soft_wrap=True)
+
         try:
-            report = transfer.import_file(
-                memory, source, skip_bad=skip_bad,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-            )
+            report = transfer.import_file(memory, source, skip_bad=skip_bad, progress=progress)
             bar.update(task, description="indexing vectors")
             memory.index.flush()
         except MementoError as exc:
@@ -205,7 +248,7 @@ def export(
     # transfer.export_file reports no per-line progress, so show that it is alive and for how long.
     with Progress(
         SpinnerColumn(), TextColumn(f"exporting {fmt} lines to {path}"), TimeElapsedColumn(),
-        console=errors, transient=True,
+        console=errors, transient=True, disable=not errors.is_terminal,
     ) as bar:
         bar.add_task("export", total=None)
         try:
@@ -294,7 +337,7 @@ def stats(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         console.print_json(result.model_dump_json())
         return
     console.print(f"bank {result.path} (schema v{result.schema_version}) · encoder {result.encoder}"
-                  f" · ranking {result.ranking}")
+                  f" · ranking {result.ranking}" + (" · read-only" if result.read_only else ""))
     console.print(f"{result.requests} requests, {result.impressions} impressions"
                   f" ({result.labelled_impressions} labelled)")
     from rich.table import Table

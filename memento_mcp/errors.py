@@ -4,7 +4,11 @@
     ├── InvalidInput        bad arguments: reward outside [0, 1], empty or oversize text, bad JSONL
     ├── NotFound            an unknown case_id or request_id
     ├── Conflict            the request was valid but clashes with what is stored (outcome already recorded)
+    ├── Forbidden           the caller's token does not allow it (read-only, namespace outside its list)
+    ├── RateLimited         the caller's token wrote or labelled too much too fast (HTTP's 429)
     ├── StorageError        the case bank cannot be opened or written (permissions, corruption, lock)
+    │   ├── DamagedBank         the bank file is corrupt: check it, restore a backup or an export
+    │   └── ReadOnlyBank        the bank file is read-only to us: retrieval works, recording does not
     ├── ConfigError         a setting is missing or wrong (no LLM backend, bad mcpServers file)
     ├── LLMError            the language model failed
     │   ├── LLMTimeout          no reply within the deadline
@@ -40,8 +44,28 @@ class Conflict(MementoError):
     """Raised when a valid request clashes with stored state, e.g. a second outcome for one request."""
 
 
+class Forbidden(MementoError):
+    """Raised when the caller's token may not do this: it is read-only, or the namespace is not its."""
+
+
+class RateLimited(MementoError):
+    """Raised when a token exceeds its writes or labels per minute; the message says when to retry."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class StorageError(MementoError):
     """Raised when the case bank cannot be opened, read or written."""
+
+
+class DamagedBank(StorageError):
+    """Raised when SQLite finds the bank file corrupt (not a database, malformed pages)."""
+
+
+class ReadOnlyBank(StorageError):
+    """Raised when a write (an outcome, a new case) reaches a bank opened read-only."""
 
 
 class ConfigError(MementoError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -46,6 +47,10 @@ class Learner(Protocol):
 
     def model(self, namespace: str) -> PriorModel | None: ...
 
+    def prior(
+        self, namespace: str, query_vec: np.ndarray, case_vecs: np.ndarray, plan_vecs: np.ndarray
+    ) -> np.ndarray: ...
+
     def notify_labelled(self, namespace: str, n: int) -> None: ...
 
 
@@ -69,6 +74,11 @@ class LazyLearner:
 
     def model(self, namespace: str) -> PriorModel | None:
         return self.trainer.model(namespace)
+
+    def prior(
+        self, namespace: str, query_vec: np.ndarray, case_vecs: np.ndarray, plan_vecs: np.ndarray
+    ) -> np.ndarray:
+        return self.trainer.prior(namespace, query_vec, case_vecs, plan_vecs)
 
     def notify_labelled(self, namespace: str, n: int) -> None:
         self.trainer.notify_labelled(namespace, n)
@@ -104,6 +114,7 @@ class Memory:
         namespace: str | None = None,
         min_score: float | None = None,
         source: str = "retrieve_cases",
+        client_id: str | None = None,
     ) -> RetrieveResult:
         """Dense + lexical candidates → ranked by what their outcomes say → impressions logged."""
         query = self._text("query", query)
@@ -151,7 +162,10 @@ class Memory:
             Impression(ids[i], rank, float(scores[i]), float(similarity[i]), propensity)
             for rank, (i, propensity) in enumerate(picks, start=1)
         ]
-        self.bank.log_request(request_id, namespace, query, query_vec, scorer, impressions, source)
+        if not self.bank.read_only:  # a read-only bank serves without logging (issue 12)
+            self.bank.log_request(
+                request_id, namespace, query, query_vec, scorer, impressions, source, client_id
+            )
         return RetrieveResult(
             request_id=request_id,
             namespace=namespace,
@@ -181,9 +195,9 @@ class Memory:
         chosen = [ids[i] for i in weighed]
         model = self.learner.model(namespace) if self.learner and ids else None
         plan_works = np.full(len(ids), 0.5)
-        if model:
-            plan_works[weighed] = model.predict(
-                query_vec, vectors[weighed], self.bank.plan_vectors(chosen)
+        if self.learner and chosen:
+            plan_works[weighed] = self.learner.prior(
+                namespace, query_vec, vectors[weighed], self._plan_vectors(chosen)
             )
         successes, trials = np.zeros(len(ids)), np.zeros(len(ids))
         successes[weighed], trials[weighed] = contextual_evidence(
@@ -200,6 +214,20 @@ class Memory:
         )
         return selection, "evidence" if model is None else f"evidence+{model.version}"
 
+    def _plan_vectors(self, case_ids: list[int]) -> np.ndarray:
+        """The cases' plan embeddings; a plan is embedded the first time its case is weighed,
+        so imports and recorded cases pay nothing for it up front."""
+        vectors, missing = self.bank.plan_vectors(case_ids)
+        if missing:
+            cases = self.bank.cases_by_id(missing)
+            found = [case_id for case_id in missing if case_id in cases]
+            encoded = self.encoder.encode([cases[case_id].plan for case_id in found])
+            if not self.bank.read_only:  # a read-only bank encodes them again next time
+                self.bank.add_plan_vectors(dict(zip(found, encoded, strict=True)))
+            where = {case_id: i for i, case_id in enumerate(case_ids)}
+            vectors[[where[case_id] for case_id in found]] = encoded
+        return vectors
+
     # -- writing -------------------------------------------------------------------------------
 
     def record_outcome(
@@ -214,8 +242,13 @@ class Memory:
         used_case_ids: list[int] | None = None,
         metadata: dict[str, Any] | None = None,
         namespace: str | None = None,
+        client_id: str | None = None,
     ) -> OutcomeReceipt:
-        """Store how a task went: label what was shown for it and keep it as a new case."""
+        """Store how a task went: label what was shown for it and keep it as a new case.
+
+        `client_id` is who reports it (provenance; a repeated report of theirs is idempotent).
+        """
+        self.bank.require_writable()
         value = validation.reward(reward, success)
         new_case: NewCase | None = None
         if request_id is not None:
@@ -248,17 +281,21 @@ class Memory:
                 source="agent",
                 metadata=metadata or {},
                 request_id=request_id,
+                client_id=client_id,
             )
         vector = self.encoder.encode_one(new_case.task) if new_case else None
-        case_id, labelled = self.bank.record_outcome(
+        done = self.bank.record_outcome(
             value, request_id, (new_case, vector) if new_case and vector is not None else None,
-            used_case_ids,
+            used_case_ids, client_id,
         )
         self.index.invalidate()
-        if self.learner and labelled and self.settings.ranking == "learned":
-            self.learner.notify_labelled(self._namespace(namespace), labelled)
+        fresh = done.labelled and not done.duplicate
+        if self.learner and fresh and self.settings.ranking == "learned":
+            self.learner.notify_labelled(self._namespace(namespace), done.labelled)
         return OutcomeReceipt(
-            case_id=case_id, request_id=request_id, reward=value, labelled_impressions=labelled
+            case_id=done.case_id, request_id=request_id, reward=done.reward,
+            labelled_impressions=done.labelled, case_reward=done.case_reward,
+            duplicate=done.duplicate, client_id=done.client_id, recorded_at=done.recorded_at,
         )
 
     def store_trajectory(
@@ -271,8 +308,10 @@ class Memory:
         trajectory: list[dict[str, Any]],
         namespace: str | None = None,
         metadata: dict[str, Any] | None = None,
+        client_id: str | None = None,
     ) -> int:
         """Keep a solve_task run as a case whose reward arrives later via record_outcome."""
+        self.bank.require_writable()
         request = self.bank.get_request(request_id)
         case = NewCase(
             namespace=self._namespace(namespace or request["namespace"]),
@@ -284,6 +323,7 @@ class Memory:
             metadata=metadata or {},
             trajectory=trajectory,
             request_id=request_id,
+            client_id=client_id,
         )
         # solve_task stores the very query it retrieved for: reuse that vector, don't re-encode.
         same = case.task == request["query"]
@@ -292,19 +332,24 @@ class Memory:
         self.index.invalidate()
         return case_id
 
-    def get_case(self, case_id: int) -> Case:
-        return self.bank.get_case(case_id)
+    def get_case(self, case_id: int, namespaces: Collection[str] | None = None) -> Case:
+        """The case (with `namespaces`: only one of theirs; any other reads as missing)."""
+        return self.bank.get_case(case_id, namespaces)
 
-    def delete_case(self, case_id: int) -> None:
-        self.bank.delete_case(case_id)
+    def delete_case(self, case_id: int, namespaces: Collection[str] | None = None) -> None:
+        self.bank.delete_case(case_id, namespaces)
         self.index.invalidate()
 
-    def stats(self) -> BankStats:
+    def stats(self, namespaces: Collection[str] | None = None) -> BankStats:
+        """Counts for the whole bank, or (`namespaces`) for those namespaces only."""
+        index = self.index.status()
+        if namespaces is not None:
+            index = {ns: status for ns, status in index.items() if ns in namespaces}
         return BankStats(
-            **self.bank.stats(),
+            **self.bank.stats(namespaces),
             encoder=self.encoder.name,
             ranking=self.settings.ranking,
-            index=self.index.status(),
+            index=index,
         )
 
 

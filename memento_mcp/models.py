@@ -26,6 +26,11 @@ class Case(BaseModel):
     trajectory: list[dict[str, Any]] | None = Field(
         default=None, description="The steps solve_task took, when the case came from it"
     )
+    client_id: str | None = Field(
+        default=None,
+        description="Who wrote it: the token's name ('local' for stdio and the CLI); null for"
+        " imported cases and cases stored before provenance was kept",
+    )
 
     @property
     def label(self) -> Literal["positive", "negative", "pending"]:
@@ -70,12 +75,24 @@ class RetrieveResult(BaseModel):
 
 
 class OutcomeReceipt(BaseModel):
-    """What record_outcome returns."""
+    """What record_outcome returns: what the bank now holds, not merely what was sent."""
 
     case_id: int | None = Field(description="The stored case, or null when only impressions were labelled")
     request_id: str | None
-    reward: float
+    reward: float = Field(description="The reward this outcome carries")
     labelled_impressions: int = Field(description="How many shown cases this reward credited")
+    case_reward: float | None = Field(
+        None,
+        description="The reward the stored case holds now; it differs from `reward` when the"
+        " case already existed (another client stored it first) and was left as it was",
+    )
+    duplicate: bool = Field(
+        False,
+        description="True when this client had already reported this outcome (same request,"
+        " same case): nothing was changed and this receipt repeats the first one",
+    )
+    client_id: str | None = Field(None, description="Who the outcome is recorded for")
+    recorded_at: str | None = Field(None, description="When the outcome was recorded (UTC)")
 
 
 class DeleteReceipt(BaseModel):
@@ -93,6 +110,10 @@ class NamespaceStats(BaseModel):
 
 class BankStats(BaseModel):
     path: str
+    read_only: bool = Field(
+        False, description="The bank file is read-only to the server: retrieval works, but"
+        " outcomes and new cases cannot be recorded (nor retrievals logged)"
+    )
     schema_version: int
     encoder: str
     cases: int

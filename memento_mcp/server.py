@@ -12,10 +12,13 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 from fastmcp import Context, FastMCP
-from fastmcp.server.auth.providers.jwt import StaticTokenVerifier
 from pydantic import Field
 
 from memento_mcp.agent.steps import SolveResult
+from memento_mcp.auth.mcp import RegistryVerifier, caller
+from memento_mcp.auth.ratelimit import RateLimiter
+from memento_mcp.auth.registry import TokenRegistry
+from memento_mcp.auth.tenant import TenantMemory
 from memento_mcp.dashboard import register_dashboard
 from memento_mcp.errors import MementoError, to_tool_error
 from memento_mcp.memory import Memory, open_memory
@@ -77,11 +80,6 @@ def warm_up(memory: Memory) -> None:
         logging.getLogger(__name__).debug("warm-up failed", exc_info=True)
 
 
-def bearer_auth(token: str) -> StaticTokenVerifier:
-    """HTTP and SSE requests must carry `Authorization: Bearer <token>` (stdio is never checked)."""
-    return StaticTokenVerifier(tokens={token: {"client_id": "memento-user", "scopes": []}})
-
-
 def build_server(settings: Settings | None = None) -> FastMCP:
     settings = settings or Settings()
 
@@ -100,16 +98,20 @@ def build_server(settings: Settings | None = None) -> FastMCP:
         finally:
             memory.bank.close()
 
+    registry = TokenRegistry(settings)
+    limiter = RateLimiter()
     mcp = FastMCP(
         "memento",
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
         mask_error_details=True,
-        auth=bearer_auth(settings.auth_token) if settings.auth_token else None,
+        auth=RegistryVerifier(registry) if registry.configured else None,
     )
 
-    def memory_of(ctx: Context) -> Memory:
-        return ctx.lifespan_context["memory"]  # type: ignore[no-any-return]
+    def memory_of(ctx: Context) -> TenantMemory:
+        """The bank as the caller's token may see and change it (auth/tenant.py)."""
+        memory: Memory = ctx.lifespan_context["memory"]
+        return TenantMemory(memory, caller(registry), limiter)
 
     @mcp.tool(annotations={"title": "Retrieve helpful past cases", **READ_ONLY})
     @translate_errors
@@ -198,9 +200,13 @@ def build_server(settings: Settings | None = None) -> FastMCP:
         run is stored as a case; report how it went with record_outcome(request_id, reward).
         Sends progress per planning cycle and tool call."""
         try:
+            tenant = memory_of(ctx)
+            namespace = tenant.namespace(namespace, write=True)
+            tenant.spend("writes")
             return await ctx.lifespan_context["agent"].solve_tool(  # type: ignore[no-any-return]
-                ctx, task, namespace=namespace, max_cycles=max_cycles, expected_answer=expected_answer
-            )
+                ctx, task, namespace=namespace, max_cycles=max_cycles,
+                expected_answer=expected_answer, memory=tenant,
+            )  # fmt: skip
         except MementoError as exc:
             raise to_tool_error(exc) from exc
 
@@ -210,7 +216,7 @@ def build_server(settings: Settings | None = None) -> FastMCP:
         """One stored case as JSON."""
         return memory_of(ctx).get_case(case_id).model_dump()
 
-    register_dashboard(mcp, settings)  # read-only web page at / on HTTP (issue 6)
+    register_dashboard(mcp, settings, registry)  # read-only web page at / on HTTP (issue 6)
     return mcp
 
 

@@ -14,6 +14,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from memento_mcp.errors import ConfigError
+from memento_mcp.auth.tokens import TokenEntry
+
 DEFAULT_HOME = Path(platformdirs.user_data_dir("memento-mcp", appauthor=False))
 
 
@@ -31,7 +34,18 @@ class Settings(BaseSettings):
     # transports
     host: str = "127.0.0.1"
     port: int = 8000
-    auth_token: str | None = Field(None, description="Bearer token required on HTTP and SSE")
+    auth_token: str | None = Field(
+        None, description="One bearer token for HTTP and SSE, with every namespace (named auth_token)"
+    )
+    tokens: list[TokenEntry] = Field(
+        default_factory=list, description="[[tokens]] in config.toml: name, sha256, namespaces, ..."
+    )
+    writes_per_minute: int = Field(
+        3000, ge=0, description="Per token: calls that store or delete cases; 0: unlimited"
+    )
+    labels_per_minute: int = Field(
+        3000, ge=0, description="Per token: outcomes reported (each labels cases); 0: unlimited"
+    )
 
     # retrieval
     candidates: int = Field(50, ge=1, le=1000, description="Dense + lexical candidates before ranking")
@@ -77,6 +91,11 @@ class Settings(BaseSettings):
         return self.database_url or self.db_path
 
     @property
+    def tokens_file(self) -> Path:
+        """What `memento-mcp token add|revoke` maintains (hashes only)."""
+        return self.home / "tokens.json"
+
+    @property
     def checkpoint_dir(self) -> Path:
         return self.home / "retriever"
 
@@ -91,5 +110,13 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The config file lives in the home that the environment (or the default) names.
         home = Path(env_settings().get("home") or DEFAULT_HOME)  # type: ignore[arg-type]
+        try:
+            (home / "config.toml").is_file()
+        except PermissionError as exc:  # one clear line, not a traceback from the TOML reader
+            raise ConfigError(
+                f"permission problem: the data directory {home} cannot be reached (a directory"
+                " on that path is closed to this user); fix its permissions, or choose a data"
+                " directory you own with --home or MEMENTO_HOME"
+            ) from exc
         toml = TomlConfigSettingsSource(settings_cls, toml_file=home / "config.toml")
         return (init_settings, env_settings, toml)

@@ -44,6 +44,7 @@ def import_file(
     Bad lines stop the import before anything is written, unless skip_bad is set. Cases that
     carry an `embedding` (a cases file exported --with-embeddings) are not encoded again.
     """
+    memory.bank.require_writable()  # before reading and encoding anything
     namespace = validation.namespace(namespace, memory.settings.namespace)
     fmt, records, errors = read_jsonl(path)
     for record in records:

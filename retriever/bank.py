@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from retriever.contract import TrainingSet, credit_shares
+from retriever.contract import MIN_CREDIT, Showings, TrainingSet, credit_shares
 
 
 def _now() -> str:
@@ -32,6 +32,7 @@ class _Impression:
     propensity: float
     reward: float | None = None
     credit: float | None = None
+    labelled: int = 0  # the order of its outcome among all outcomes (1, 2, ...)
 
 
 class InMemoryBank:
@@ -45,6 +46,7 @@ class InMemoryBank:
         self._namespaces: list[str] = []
         self._impressions: list[_Impression] = []
         self._versions: dict[str, dict[str, Any]] = {}
+        self._outcomes = 0
 
     # -- cases and impressions -------------------------------------------------------------
     def add_case(
@@ -89,10 +91,12 @@ class InMemoryBank:
         with self._lock:
             shown = [imp for imp in self._impressions if imp.request_id == request_id]
             shares = credit_shares([imp.case_id for imp in shown], used_case_ids)
+            self._outcomes += 1
             n = 0
             for imp in shown:
                 if imp.case_id in shares and imp.reward is None:
                     imp.reward, imp.credit = float(reward), shares[imp.case_id]
+                    imp.labelled = self._outcomes
                     n += 1
             return n
 
@@ -137,6 +141,27 @@ class InMemoryBank:
             return sum(
                 imp.reward is not None and namespace in (None, imp.namespace)
                 for imp in self._impressions
+            )
+
+    def labelled_showings(self, namespace: str, after: int, limit: int) -> Showings:
+        with self._lock:
+            rows = sorted(
+                (imp for imp in self._impressions if imp.labelled > after
+                 and imp.namespace == namespace and (imp.credit or 0.0) >= MIN_CREDIT),
+                key=lambda imp: (imp.labelled, imp.id),
+            )[-limit:]  # fmt: skip
+
+            def stack(vecs: list[np.ndarray]) -> np.ndarray:
+                return np.stack(vecs) if vecs else np.empty((0, self.dim), np.float32)
+
+            return Showings(
+                last_id=max((imp.labelled for imp in rows), default=after),
+                case_ids=np.array([imp.case_id for imp in rows], np.int64),
+                query_vecs=stack([imp.query_vec for imp in rows]),
+                case_vecs=stack([self._tasks[imp.case_id] for imp in rows]),
+                plan_vecs=stack([self._plans[imp.case_id] for imp in rows]),
+                rewards=np.array([imp.reward for imp in rows], np.float64),
+                credits=np.array([imp.credit for imp in rows], np.float64),
             )
 
     def add_retriever_version(

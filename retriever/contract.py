@@ -74,6 +74,22 @@ def credit_shares(shown: list[int], used: list[int] | None) -> dict[int, float]:
 
 
 @dataclass
+class Showings:
+    """Labelled showings of one namespace in the order they were labelled (retriever.plan_prior)."""
+
+    last_id: int  # the newest outcome among them: the next read starts after it
+    case_ids: np.ndarray  # (M,) int64
+    query_vecs: np.ndarray  # (M, D) float32: the query each showing answered
+    case_vecs: np.ndarray  # (M, D) float32: the shown case's task
+    plan_vecs: np.ndarray  # (M, D) float32: the shown case's plan (its task until embedded)
+    rewards: np.ndarray  # (M,)
+    credits: np.ndarray  # (M,)
+
+    def __len__(self) -> int:
+        return len(self.rewards)
+
+
+@dataclass
 class TrainingSet:
     """One row per labelled impression: a case shown for a query, and how that request ended."""
 
@@ -114,7 +130,8 @@ class PriorModel(Protocol):
     def predict(
         self, query_vec: np.ndarray, case_vecs: np.ndarray, plan_vecs: np.ndarray
     ) -> np.ndarray:
-        """(D,), (N, D), (N, D) -> (N,) probabilities that each case helps the query."""
+        """(D,) or (N, D), (N, D), (N, D) -> (N,) probabilities that each case helps the query
+        (one query for every case, or each case's own)."""
         ...
 
 
@@ -124,6 +141,7 @@ class Bank(Protocol):
     def training_set(self, namespace: str | None = None) -> TrainingSet: ...
     def namespace_vectors(self, namespace: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
     def labelled_count(self, namespace: str | None = None) -> int: ...
+    def labelled_showings(self, namespace: str, after: int, limit: int) -> Showings: ...
     def add_retriever_version(
         self, version: str, path: str, metrics: dict[str, Any], namespace: str | None = None
     ) -> None: ...

@@ -29,13 +29,18 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from retriever.contract import Bank, PriorModel
+from retriever.plan_prior import PlanPrior
 from retriever.scorer import load_model
 from retriever.versions import CheckpointError, read_last_run, serving_path
 
 log = logging.getLogger(__name__)
 
 TIME_LIMIT = 600.0  # seconds a run may take, plan embedding of a large bank included
+PLAN_WINDOW = 2000
+"""Showings a plan prior starts from in a new process (older ones weigh < 0.1 %, plan_prior)."""
 
 
 class OnlineTrainer:
@@ -63,6 +68,8 @@ class OnlineTrainer:
         self._waiting: dict[str, int] = {}  # labels since that namespace's last run started
         self._loaded: dict[str, tuple[str, PriorModel | None, str | None]] = {}
         self._last_run: dict[str, dict[str, Any]] = {}
+        self._plans: dict[str, PlanPrior] = {}
+        self._plans_lock = threading.Lock()
 
     # -- serving ---------------------------------------------------------------------------------
     def model(self, namespace: str) -> PriorModel | None:
@@ -81,6 +88,26 @@ class OnlineTrainer:
                 loaded = (active["version"], None, str(exc))
             self._loaded[namespace] = loaded  # one assignment: readers see old or new, not half
         return loaded[1]
+
+    def prior(
+        self, namespace: str, query_vec: np.ndarray, case_vecs: np.ndarray, plan_vecs: np.ndarray
+    ) -> np.ndarray:
+        """(N,) each case's prior P(help): the active model's (0.5 without one), moved by what
+        plans like the case's have earned in this namespace lately (retriever.plan_prior).
+
+        Showings labelled since the last call, by any process, are folded in first: one read,
+        empty unless outcomes arrived.
+        """
+        model = self.model(namespace)
+        with self._plans_lock:
+            plans = self._plans.setdefault(namespace, PlanPrior(plan_vecs.shape[1]))
+            new = self.bank.labelled_showings(namespace, plans.last_id, PLAN_WINDOW)
+            if len(new):
+                base = (model.predict(new.query_vecs, new.case_vecs, new.plan_vecs) if model
+                        else np.full(len(new), 0.5))  # fmt: skip
+                plans.fold(new, base)
+            base = model.predict(query_vec, case_vecs, plan_vecs) if model else None
+            return plans.correct(np.full(len(plan_vecs), 0.5) if base is None else base, plan_vecs)
 
     # -- learning ----------------------------------------------------------------------------------
     def notify_labelled(self, namespace: str, n: int) -> None:

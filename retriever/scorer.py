@@ -36,10 +36,10 @@ class HeadModel:
     def predict(
         self, query_vec: np.ndarray, case_vecs: np.ndarray, plan_vecs: np.ndarray
     ) -> np.ndarray:
-        """(D,), (N, D), (N, D) -> (N,) P(help); the features are model.pair_features'."""
+        """(D,) or (N, D), (N, D), (N, D) -> (N,) P(help); the features are model.pair_features'."""
         t = np.asarray(case_vecs, dtype=np.float32)  # (N, D)
         p = np.asarray(plan_vecs, dtype=np.float32)  # (N, D)
-        q = np.broadcast_to(np.asarray(query_vec, dtype=np.float32).reshape(1, -1), t.shape)
+        q = np.broadcast_to(np.asarray(query_vec, dtype=np.float32).reshape(-1, t.shape[1]), t.shape)
         cos_t = np.einsum("nd,nd->n", q, t)[:, None]  # (N, 1)
         cos_p = np.einsum("nd,nd->n", q, p)[:, None]  # (N, 1)
         x = np.concatenate([q, t, p, q * t, q * p, np.abs(q - t), cos_t, cos_p], axis=1)

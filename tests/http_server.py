@@ -48,9 +48,13 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
 class HttpServer:
     """One `memento-mcp serve --transport http` child and where to reach it."""
 
-    def __init__(self, home: Path, *args: str, transport: str = "http", **env: str) -> None:
+    def __init__(
+        self, home: Path, *args: str, transport: str = "http", log: Path | None = None, **env: str
+    ) -> None:
         self.home = home
         self.port = free_port()
+        # With `log`, everything the server prints (stdout and stderr) goes to that file.
+        output = log.open("wb") if log is not None else None
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -64,7 +68,11 @@ class HttpServer:
                 *args,
             ],
             env=server_env(home, **env),
+            stdout=output,
+            stderr=subprocess.STDOUT if output else None,
         )
+        if output is not None:
+            output.close()  # the child holds its own copy
         wait_for_port(self.port, self.process)
 
     @property

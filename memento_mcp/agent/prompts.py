@@ -12,9 +12,12 @@ from importlib import resources
 from string import Template
 from typing import Any
 
+from memento_mcp.agent import fence
 from memento_mcp.models import CaseHit
 
 CASE_FIELD_CHARS = 1500
+FENCE_MARGIN = 256
+"""Characters past the cut still searched for a fence tag that begins before it."""
 
 
 @functools.cache
@@ -28,11 +31,13 @@ def render(name: str, **values: Any) -> str:
 
 
 def _defang(text: str, limit: int = CASE_FIELD_CHARS) -> str:
-    """Keep a case from closing its own fence or growing the prompt without bound."""
-    text = text.replace("<untrusted-case", "<untrusted_case").replace(
-        "</untrusted-case", "</untrusted_case"
-    )
-    return text if len(text) <= limit else f"{text[:limit]} [... cut]"
+    """Keep a case from opening or closing a fence, or growing the prompt without bound.
+
+    Only the part that is kept (and a margin, for a tag that straddles the cut) is searched for
+    fence tags: a field may hold 64 KB, and the search looks at every character."""
+    if len(text) <= limit:
+        return fence.neutralise(text)
+    return f"{fence.neutralise(text[: limit + FENCE_MARGIN])[:limit]} [... cut]"
 
 
 def fence_case(hit: CaseHit) -> str:

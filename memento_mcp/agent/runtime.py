@@ -137,7 +137,9 @@ class AgentRuntime:
         max_cycles: int | None = None,
         expected_answer: str | None = None,
         on_progress: ProgressCallback | None = None,
+        memory: MemoryLike | None = None,
     ) -> SolveResult:
+        """One run; `memory` is the caller's view of the bank (its tenant), else the server's."""
         backends = self.backends()
         if planner is None or executor is None:
             if backends is None:
@@ -155,7 +157,7 @@ class AgentRuntime:
             planner=planner,
             executor=executor,
             tools=hub,
-            memory=self.memory,
+            memory=memory or self.memory,
             namespace=namespace,
             limits=limits,
             expected_answer=expected_answer,
@@ -171,6 +173,7 @@ class AgentRuntime:
         namespace: str | None = None,
         max_cycles: int | None = None,
         expected_answer: str | None = None,
+        memory: MemoryLike | None = None,
     ) -> Any:
         """The solve_task tool body: configured endpoint first, else the caller's model via sampling.
 
@@ -184,6 +187,7 @@ class AgentRuntime:
             "namespace": namespace,
             "max_cycles": max_cycles,
             "expected_answer": expected_answer,
+            "memory": memory,
         }
         if self.backends() is not None:
             return await self.solve(task, on_progress=progress, **kwargs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +33,7 @@ class NewCase:
     metadata: dict[str, Any] = field(default_factory=dict)
     trajectory: list[dict[str, Any]] | None = None
     request_id: str | None = None
-
+    client_id: str | None = None  # who wrote it: a token's name, "local" for stdio and the CLI
 
 
 class Cases(Connection):
@@ -77,8 +77,8 @@ class Cases(Connection):
         stamp = now()
         cursor = db.execute(
             "INSERT INTO cases (namespace, task, plan, answer, reward, source, metadata,"
-            " trajectory, content_hash, request_id, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " trajectory, content_hash, request_id, created_at, updated_at, client_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 case.namespace,
                 case.task,
@@ -92,6 +92,7 @@ class Cases(Connection):
                 case.request_id,
                 stamp,
                 stamp,
+                case.client_id,
             ),
         )
         case_id = int(cursor.lastrowid or 0)
@@ -101,8 +102,13 @@ class Cases(Connection):
         )
         return case_id, True
 
-    def get_case(self, case_id: int) -> Case:
-        rows = self._query(f"{SELECT_CASES} WHERE id = ?", (case_id,))
+    def get_case(self, case_id: int, namespaces: Collection[str] | None = None) -> Case:
+        """The case; with `namespaces`, a case outside them is reported exactly like a missing
+        one, so that a tenant cannot tell another tenant's case ids from unused ones."""
+        sql, params = f"{SELECT_CASES} WHERE id = ?", [case_id]
+        if namespaces is not None:
+            sql, params = sql + self._in_namespaces, [case_id, _json(namespaces)]
+        rows = self._query(sql, params)
         if not rows:
             raise NotFound(f"no case with case_id {case_id}; retrieve_cases lists existing ones")
         return _case_from_row(dict(zip(_CASE_COLUMNS, rows[0], strict=True)))
@@ -130,15 +136,30 @@ class Cases(Connection):
                 yield _case_from_row(dict(zip(_CASE_COLUMNS, row, strict=True)))
             last = rows[-1][0]
 
-    def delete_case(self, case_id: int) -> None:
-        """Remove a case with its embedding and every impression of it."""
+    def delete_case(self, case_id: int, namespaces: Collection[str] | None = None) -> None:
+        """Remove a case with its embedding and every impression of it (with `namespaces`, only
+        a case in one of them: any other is reported as missing)."""
+        sql, params = "SELECT 1 FROM cases WHERE id = ?", [case_id]
+        if namespaces is not None:
+            sql, params = sql + self._in_namespaces, [case_id, _json(namespaces)]
         with self._write() as db:
-            if not db.execute("SELECT 1 FROM cases WHERE id = ?", (case_id,)).fetchone():
+            if not db.execute(sql, params).fetchone():
                 raise NotFound(f"no case with case_id {case_id}; nothing was deleted")
-            db.execute("DELETE FROM impressions WHERE case_id = ?", (case_id,))
-            db.execute("DELETE FROM embeddings WHERE case_id = ?", (case_id,))
-            db.execute("DELETE FROM plan_embeddings WHERE case_id = ?", (case_id,))
-            db.execute("DELETE FROM cases WHERE id = ?", (case_id,))
+            _delete_cases(db, [case_id])
+
+
+def _delete_cases(db: sqlite_utils.Database, case_ids: list[int]) -> None:
+    """A case with its embeddings and every impression of it, inside the caller's transaction."""
+    for start in range(0, len(case_ids), 500):
+        chunk = case_ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for table, column in (("impressions", "case_id"), ("embeddings", "case_id"),
+                              ("plan_embeddings", "case_id"), ("cases", "id")):  # fmt: skip
+            db.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", chunk)
+
+
+def _json(namespaces: Collection[str]) -> str:
+    return json.dumps(sorted(namespaces))
 
 
 _CASE_COLUMNS = (
@@ -155,6 +176,7 @@ _CASE_COLUMNS = (
     "request_id",
     "created_at",
     "updated_at",
+    "client_id",
 )
 SELECT_CASES = f"SELECT {', '.join(_CASE_COLUMNS)} FROM cases"
 """Columns named, not `*`: the Postgres bank's table has a search column besides these."""
@@ -172,5 +194,6 @@ def _case_from_row(row: dict[str, Any]) -> Case:
         metadata=json.loads(row["metadata"] or "{}"),
         created_at=row["created_at"],
         trajectory=None if row["trajectory"] is None else json.loads(row["trajectory"]),
+        client_id=row["client_id"],
     )
 

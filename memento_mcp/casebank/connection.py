@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
-from memento_mcp.casebank.schema import migrate
-from memento_mcp.errors import StorageError
+from memento_mcp.casebank import files
+from memento_mcp.casebank.schema import migrate, require_current
+from memento_mcp.errors import ReadOnlyBank
 
 
 def now() -> str:
@@ -57,22 +58,56 @@ def _enable_wal(db: sqlite_utils.Database, patience: float = 30.0) -> None:
 class Connection:
     """The connection and its lock; every part of CaseBank reads and writes through these."""
 
-    def __init__(self, path: Path | str, encoder_name: str = "all-MiniLM-L6-v2") -> None:
+    # What the dialects spell differently, for the SQL the two banks share (the Postgres bank
+    # overrides them): a stored vector's dimensions, and the items of a JSON list parameter.
+    vector_dims_sql = "length(vector) / 4"  # float32 blobs
+    json_items_sql = "SELECT value FROM json_each(?)"
+
+    @property
+    def _in_namespaces(self) -> str:
+        """A namespace filter with one parameter, a JSON list of namespaces."""
+        return f" AND namespace IN ({self.json_items_sql})"
+
+    def __init__(
+        self,
+        path: Path | str,
+        encoder_name: str = "all-MiniLM-L6-v2",
+        *,
+        read_only: bool | None = None,
+    ) -> None:
+        """Open (or create) the bank. `read_only` None: read-only exactly when the file exists
+        and this user may not write it; such a bank serves retrieval but records nothing."""
         self.path = str(path)
         self.encoder_name = encoder_name
+        self.read_only = files.is_read_only(self.path) if read_only is None else read_only
         self._lock = threading.RLock()
         try:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+            if self.read_only:
+                conn = files.connect_read_only(self.path)
+            else:
+                if self.path != ":memory:":
+                    Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
             self.db = sqlite_utils.Database(conn)
-            if self.path != ":memory:":
+            if self.path != ":memory:" and not self.read_only:
                 _enable_wal(self.db)
             self.db.execute("PRAGMA synchronous=NORMAL")  # durable in WAL mode across crashes
             self.db.execute("PRAGMA busy_timeout=30000")
-            migrate(self.db)
+            if self.read_only:
+                require_current(self.db, self.path)
+            else:
+                migrate(self.db)
         except (sqlite3.Error, OSError) as exc:
-            raise StorageError(f"cannot open the case bank at {self.path}: {exc}") from exc
+            raise files.open_error(self.path, exc) from exc
+
+    def read_only_message(self) -> str:
+        """What a refused write says: why this bank is read-only and how to make it writable."""
+        return files.read_only_message(self.path)
+
+    def require_writable(self) -> None:
+        """Fail before any work when the bank cannot record (a read-only file)."""
+        if self.read_only:
+            raise ReadOnlyBank(self.read_only_message())
 
     def close(self) -> None:
         with self._lock:
@@ -81,6 +116,7 @@ class Connection:
     @contextmanager
     def _write(self) -> Iterator[sqlite_utils.Database]:
         """One atomic write: all of it commits, or none of it does."""
+        self.require_writable()
         with self._lock:
             try:
                 self.db.execute("BEGIN IMMEDIATE")
@@ -92,14 +128,14 @@ class Connection:
                 self.db.execute("COMMIT")
             except sqlite3.Error as exc:
                 self.db.rollback()
-                raise StorageError(f"could not write to the case bank: {exc}") from exc
+                raise files.access_error(self.path, exc, "write to") from exc
 
     def _query(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
         with self._lock:
             try:
                 return self.db.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
-                raise StorageError(f"could not read the case bank: {exc}") from exc
+                raise files.access_error(self.path, exc, "read") from exc
 
     def ping(self) -> None:
         """One trivial read: raises StorageError when the bank cannot be reached (health checks)."""

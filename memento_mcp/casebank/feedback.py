@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import sqlite_utils
 
-from memento_mcp.casebank.cases import Cases, NewCase
+from memento_mcp.casebank.cases import Cases, NewCase, content_hash
 from memento_mcp.casebank.connection import from_blob, now, to_blob
 from memento_mcp.errors import Conflict, NotFound
 from retriever.contract import credit_shares
@@ -26,10 +27,24 @@ class Impression:
     propensity: float = 1.0
     reward: float | None = None  # set only by imports of already-labelled pairs
 
+
+@dataclass
+class Recorded:
+    """What the bank holds after record_outcome: the outcome's case, labels and provenance."""
+
+    case_id: int | None
+    labelled: int  # impressions this outcome labels
+    reward: float  # the reward the outcome carries (a duplicate's: the first report's)
+    case_reward: float | None  # what the case holds now
+    duplicate: bool  # this client had reported it already: nothing was written
+    client_id: str | None
+    recorded_at: str
+
+
 class Feedback(Cases):
     _insert_request_sql = (  # the Postgres bank says ON CONFLICT DO NOTHING instead
         "INSERT OR IGNORE INTO requests (id, namespace, query, query_vector, scorer,"
-        " source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        " source, created_at, client_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
     )
 
     def log_request(
@@ -41,6 +56,7 @@ class Feedback(Cases):
         scorer: str,
         impressions: list[Impression],
         source: str = "retrieve_cases",
+        client_id: str | None = None,
     ) -> bool:
         """Remember what was shown to whom, so that a later reward can label it.
 
@@ -50,7 +66,8 @@ class Feedback(Cases):
         with self._write() as db:
             inserted = db.execute(
                 self._insert_request_sql,
-                (request_id, namespace, query, to_blob(query_vector), scorer, source, stamp),
+                (request_id, namespace, query, to_blob(query_vector), scorer, source, stamp,
+                 client_id),  # fmt: skip
             ).rowcount
             if not inserted:
                 return False
@@ -81,15 +98,13 @@ class Feedback(Cases):
 
     def get_request(self, request_id: str) -> dict[str, Any]:
         rows = self._query(
-            "SELECT id, namespace, query, scorer, source, created_at FROM requests WHERE id = ?",
+            "SELECT id, namespace, query, scorer, source, created_at, client_id FROM requests"
+            " WHERE id = ?",
             (request_id,),
         )
         if not rows:
-            raise NotFound(
-                f"unknown request_id {request_id!r}: pass the request_id that retrieve_cases or"
-                " solve_task returned, or record a free-standing outcome with task, plan, answer"
-            )
-        keys = ("request_id", "namespace", "query", "scorer", "source", "created_at")
+            raise unknown_request(request_id)
+        keys = ("request_id", "namespace", "query", "scorer", "source", "created_at", "client_id")
         return dict(zip(keys, rows[0], strict=True))
 
     def request_vector(self, request_id: str) -> np.ndarray:
@@ -110,25 +125,43 @@ class Feedback(Cases):
         request_id: str | None,
         new_case: tuple[NewCase, np.ndarray] | None,
         used_case_ids: list[int] | None,
-    ) -> tuple[int | None, int]:
+        client_id: str | None = None,
+    ) -> Recorded:
         """Store the outcome, its case and the impression labels in one transaction.
 
         With a request_id whose solve_task case is pending, that case gets the reward instead of
-        a new case being written. Returns (case_id, impressions labelled).
+        a new case being written. An outcome is kept once per (request, case, client): the same
+        client reporting it again with the same reward gets the first receipt back (`duplicate`)
+        and writes nothing; with a different reward it is refused (Conflict), so a stored
+        reward cannot be flipped by repeating a report. A free-standing case that another client
+        already stored keeps its reward; the new outcome row only records who said what.
         """
         stamp = now()
         with self._write() as db:
+            if request_id is not None:
+                previous = db.execute(
+                    "SELECT case_id, reward, client_id, recorded_at FROM outcomes"
+                    " WHERE request_id = ?",
+                    (request_id,),
+                ).fetchone()
+                if previous:
+                    return _repeat(db, previous, reward, client_id, request_id)
+            elif new_case is not None:
+                case, _ = new_case
+                existing = db.execute(
+                    "SELECT id FROM cases WHERE namespace = ? AND content_hash = ?",
+                    (case.namespace, content_hash(case.task, case.plan, case.answer)),
+                ).fetchone()
+                previous = existing and db.execute(
+                    "SELECT case_id, reward, client_id, recorded_at FROM outcomes"
+                    " WHERE case_id = ? AND request_id IS NULL AND client_id IS NOT DISTINCT FROM ?",
+                    (existing[0], client_id),
+                ).fetchone()
+                if previous:
+                    return _repeat(db, previous, reward, client_id, None)
             case_id: int | None = None
             labelled = 0
             if request_id is not None:
-                previous = db.execute(
-                    "SELECT case_id FROM outcomes WHERE request_id = ?", (request_id,)
-                ).fetchone()
-                if previous:
-                    raise Conflict(
-                        f"the outcome of request {request_id} was already recorded"
-                        f" (case_id {previous[0]}); nothing was changed"
-                    )
                 pending = db.execute(
                     "SELECT id FROM cases WHERE request_id = ? AND reward IS NULL", (request_id,)
                 ).fetchone()
@@ -155,17 +188,19 @@ class Feedback(Cases):
             if case_id is None and new_case is not None:
                 case_id, _ = self._insert_case(db, *new_case)
             db.execute(
-                "INSERT INTO outcomes (request_id, case_id, reward, used_case_ids, recorded_at)"
-                " VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO outcomes (request_id, case_id, reward, used_case_ids, recorded_at,"
+                " client_id) VALUES (?, ?, ?, ?, ?, ?)",
                 (
                     request_id,
                     case_id,
                     reward,
                     None if used_case_ids is None else json.dumps(used_case_ids),
                     stamp,
+                    client_id,
                 ),
             )
-        return case_id, labelled
+            return Recorded(case_id, labelled, reward, _case_reward(db, case_id), False,
+                            client_id, stamp)  # fmt: skip
 
     def labelled_count(self, namespace: str | None = None) -> int:
         sql = "SELECT count(*) FROM impressions"
@@ -188,3 +223,44 @@ class Feedback(Cases):
             params.append(namespace)
         for query, case_id, reward in self._query(sql + " ORDER BY impressions.id", params):
             yield {"query": query, "case_id": int(case_id), "reward": float(reward)}
+
+
+def unknown_request(request_id: str) -> NotFound:
+    """The one error for a request_id that names nothing this caller may report on."""
+    return NotFound(
+        f"unknown request_id {request_id!r}: pass the request_id that retrieve_cases or"
+        " solve_task returned, or record a free-standing outcome with task, plan, answer"
+    )
+
+
+def _repeat(
+    db: sqlite_utils.Database,
+    previous: tuple[Any, ...],
+    reward: float,
+    client_id: str | None,
+    request_id: str | None,
+) -> Recorded:
+    """A report of an outcome already recorded: the first receipt again, or a Conflict."""
+    case_id, first_reward, first_client, recorded_at = previous
+    if first_client != client_id or first_reward != reward:
+        by = "by another client" if first_client != client_id else "by you"
+        what = f"request {request_id}" if request_id else f"case {case_id}"
+        raise Conflict(
+            f"the outcome of {what} was already recorded {by} with reward {first_reward}"
+            f" at {recorded_at} (case_id {case_id}); nothing was changed"
+        )
+    labelled = 0
+    if request_id is not None:
+        labelled = db.execute(
+            "SELECT count(*) FROM impressions WHERE request_id = ? AND reward IS NOT NULL",
+            (request_id,),
+        ).fetchone()[0]
+    return Recorded(case_id, int(labelled), float(first_reward), _case_reward(db, case_id),
+                    True, client_id, recorded_at)  # fmt: skip
+
+
+def _case_reward(db: sqlite_utils.Database, case_id: int | None) -> float | None:
+    if case_id is None:
+        return None
+    row = db.execute("SELECT reward FROM cases WHERE id = ?", (case_id,)).fetchone()
+    return None if row is None or row[0] is None else float(row[0])

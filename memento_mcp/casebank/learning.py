@@ -9,7 +9,7 @@ import numpy as np
 
 from memento_mcp.casebank.connection import Connection, from_blob, now, to_blob
 from memento_mcp.errors import NotFound
-from retriever.contract import HISTORY, MIN_CREDIT, History, TrainingSet
+from retriever.contract import HISTORY, MIN_CREDIT, History, Showings, TrainingSet
 
 
 class Learning(Connection):
@@ -75,19 +75,54 @@ class Learning(Connection):
         plans = np.frombuffer(b"".join(r[2] for r in rows), np.float32).reshape(len(rows), -1)
         return ids, tasks.copy(), plans.copy()
 
-    def plan_vectors(self, case_ids: list[int]) -> np.ndarray:
-        """(N, D) plan embeddings; a plan not embedded yet is stood in for by its task's."""
+    def plan_vectors(self, case_ids: list[int]) -> tuple[np.ndarray, list[int]]:
+        """(N, D) plan embeddings, and the ids of cases whose plan has none yet (their task's
+        vector stands in for it)."""
         marks = ",".join("?" * len(case_ids))
-        rows: dict[int, bytes] = dict(
-            self._query(  # type: ignore[arg-type]  # (case_id, vector) rows
-                "SELECT embeddings.case_id, coalesce(plan_embeddings.vector, embeddings.vector)"
-                " FROM embeddings LEFT JOIN plan_embeddings"
+        rows = {
+            row[0]: (row[1], row[2])
+            for row in self._query(
+                "SELECT embeddings.case_id, coalesce(plan_embeddings.vector, embeddings.vector),"
+                " plan_embeddings.case_id IS NULL FROM embeddings LEFT JOIN plan_embeddings"
                 " ON plan_embeddings.case_id = embeddings.case_id"
                 f" WHERE embeddings.case_id IN ({marks})",
                 case_ids,
             )
+        }
+        vectors = [from_blob(rows[case_id][0]) for case_id in case_ids]
+        stacked = np.stack(vectors) if vectors else np.zeros((0, self.dimensions), np.float32)
+        return stacked, [case_id for case_id in case_ids if rows[case_id][1]]
+
+    def labelled_showings(self, namespace: str, after: int, limit: int) -> Showings:
+        """The showings labelled by outcomes after outcome `after` (at most the newest `limit`),
+        oldest first: what the plan prior (retriever.plan_prior) folds in on each retrieval."""
+        rows = self._query(
+            "SELECT outcomes.id, impressions.case_id, requests.query_vector, embeddings.vector,"
+            " coalesce(plan_embeddings.vector, embeddings.vector), impressions.reward,"
+            " coalesce(impressions.credit, 1.0) FROM outcomes"
+            " JOIN requests ON requests.id = outcomes.request_id"
+            " JOIN impressions ON impressions.request_id = outcomes.request_id"
+            " JOIN embeddings ON embeddings.case_id = impressions.case_id"
+            " LEFT JOIN plan_embeddings ON plan_embeddings.case_id = impressions.case_id"
+            " WHERE outcomes.id > ? AND requests.namespace = ? AND impressions.reward IS NOT NULL"
+            " AND coalesce(impressions.credit, 1.0) >= ?"
+            " ORDER BY outcomes.id DESC, impressions.id DESC LIMIT ?",
+            (after, namespace, MIN_CREDIT, limit),
+        )[::-1]
+
+        def matrix(column: int) -> np.ndarray:
+            blobs = b"".join(row[column] for row in rows)
+            return np.frombuffer(blobs, np.float32).reshape(len(rows), self.dimensions)
+
+        return Showings(
+            last_id=max((int(row[0]) for row in rows), default=after),
+            case_ids=np.array([row[1] for row in rows], dtype=np.int64),
+            query_vecs=matrix(2),
+            case_vecs=matrix(3),
+            plan_vecs=matrix(4),
+            rewards=np.array([row[5] for row in rows], dtype=np.float64),
+            credits=np.array([row[6] for row in rows], dtype=np.float64),
         )
-        return np.stack([from_blob(rows[case_id]) for case_id in case_ids])
 
     def plans_to_embed(self, limit: int = 256) -> list[tuple[int, str]]:
         """(case_id, plan) of cases whose plan has no embedding yet, oldest first."""

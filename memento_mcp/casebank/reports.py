@@ -3,28 +3,35 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Any, Literal
 
-from memento_mcp.casebank.cases import _CASE_COLUMNS, _case_from_row
+from memento_mcp.casebank.cases import _CASE_COLUMNS, _case_from_row, _json
 from memento_mcp.casebank.connection import Connection
 from memento_mcp.casebank.schema import SCHEMA_VERSION
 from memento_mcp.models import POSITIVE_REWARD, Case
 
 
 class Reports(Connection):
-    def stats(self) -> dict[str, Any]:
-        namespaces = self._query(
+    def stats(self, namespaces: Collection[str] | None = None) -> dict[str, Any]:
+        """Counts per namespace and in all; with `namespaces`, of those namespaces only."""
+        scope = "" if namespaces is None else " WHERE namespace IN (SELECT value FROM json_each(?))"
+        params = [] if namespaces is None else [_json(namespaces)]
+        namespace_rows = self._query(
             "SELECT namespace, count(*), sum(reward >= 0.5), sum(reward < 0.5),"
-            " sum(reward IS NULL) FROM cases GROUP BY namespace ORDER BY namespace"
+            f" sum(reward IS NULL) FROM cases{scope} GROUP BY namespace ORDER BY namespace",
+            params,
         )
+        shown, labelled = impressions_in(scope)
         return {
             "path": self.path,
+            "read_only": self.read_only,
             "schema_version": SCHEMA_VERSION,
-            "cases": sum(row[1] for row in namespaces),
-            "requests": self._query("SELECT count(*) FROM requests")[0][0],
-            "impressions": self._query("SELECT count(*) FROM impressions")[0][0],
+            "cases": sum(row[1] for row in namespace_rows),
+            "requests": self._query(f"SELECT count(*) FROM requests{scope}", params)[0][0],
+            "impressions": self._query(f"SELECT count(*) FROM {shown}", params)[0][0],
             "labelled_impressions": self._query(
-                "SELECT count(*) FROM impressions WHERE reward IS NOT NULL"
+                f"SELECT count(*) FROM {shown} {labelled}", params
             )[0][0],
             "namespaces": [
                 {
@@ -34,7 +41,7 @@ class Reports(Connection):
                     "negative": row[3] or 0,
                     "pending": row[4] or 0,
                 }
-                for row in namespaces
+                for row in namespace_rows
             ],
         }
 
@@ -48,6 +55,7 @@ class Reports(Connection):
         min_reward: float | None = None,
         limit: int = 50,
         offset: int = 0,
+        namespaces: Collection[str] | None = None,
     ) -> tuple[list[Case], int]:
         """One page of cases, newest first, and how many match in all.
 
@@ -59,6 +67,9 @@ class Reports(Connection):
         if namespace is not None:
             where.append("namespace = ?")
             params.append(namespace)
+        if namespaces is not None:
+            where.append("namespace IN (SELECT value FROM json_each(?))")
+            params.append(_json(namespaces))
         if label == "pending":
             where.append("reward IS NULL")
         elif label is not None:
@@ -80,20 +91,26 @@ class Reports(Connection):
         cases = [_case_from_row(dict(zip(_CASE_COLUMNS, row, strict=True))) for row in rows]
         return cases, total
 
-    def outcomes_by_day(self, namespace: str | None = None) -> list[dict[str, Any]]:
+    def outcomes_by_day(
+        self, namespace: str | None = None, namespaces: Collection[str] | None = None
+    ) -> list[dict[str, Any]]:
         """Outcomes recorded per UTC day, oldest first: how many, how many positive, mean reward."""
         rows = self._query(
             "SELECT substr(outcomes.recorded_at, 1, 10) AS day, count(*),"
             " sum(outcomes.reward >= ?), avg(outcomes.reward)"
             + _OUTCOMES_IN
             + " GROUP BY day ORDER BY day",
-            (POSITIVE_REWARD, namespace, namespace),
+            (POSITIVE_REWARD, *_scope(namespace, namespaces)),
         )
         keys = ("day", "outcomes", "positive", "mean_reward")
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def reward_curve(
-        self, namespace: str | None = None, points: int = 40, per_point: int = 5
+        self,
+        namespace: str | None = None,
+        points: int = 40,
+        per_point: int = 5,
+        namespaces: Collection[str] | None = None,
     ) -> list[dict[str, Any]]:
         """The learning curve: the outcome history cut into consecutive slices, oldest first,
         each with its mean reward and the number of outcomes recorded up to its end.
@@ -108,15 +125,32 @@ class Reports(Connection):
             "  * min(?, max(1, count(*) OVER () / ?)) / count(*) OVER () AS slice"
             + _OUTCOMES_IN
             + ") GROUP BY slice ORDER BY slice",
-            (points, per_point, namespace, namespace),
+            (points, per_point, *_scope(namespace, namespaces)),
         )
         return [{"outcomes": int(row[0]), "mean_reward": float(row[1])} for row in rows]
+
+
+def impressions_in(scope: str) -> tuple[str, str]:
+    """What follows FROM to count the impressions of requests within `scope` (a WHERE on the
+    namespace, or "" for all), and the condition that keeps the labelled ones. Unscoped, they
+    are counted without the join, so the bank-wide figures stay cheap."""
+    shown = "impressions"
+    if scope:
+        shown += " JOIN requests ON requests.id = impressions.request_id" + scope
+    return shown, ("AND" if scope else "WHERE") + " impressions.reward IS NOT NULL"
 
 
 _OUTCOMES_IN = (
     " FROM outcomes LEFT JOIN cases ON cases.id = outcomes.case_id"
     " LEFT JOIN requests ON requests.id = outcomes.request_id"
     " WHERE (? IS NULL OR coalesce(cases.namespace, requests.namespace) = ?)"
+    " AND (? IS NULL OR coalesce(cases.namespace, requests.namespace)"
+    "  IN (SELECT value FROM json_each(?)))"
 )
-"""Outcomes, in one namespace or (parameter None) all: a free-standing outcome has its case's
-namespace, a label-only one its request's."""
+"""Outcomes, in one namespace or (parameter None) all, and within a set of namespaces or (None)
+all: a free-standing outcome has its case's namespace, a label-only one its request's."""
+
+
+def _scope(namespace: str | None, namespaces: Collection[str] | None) -> tuple[Any, ...]:
+    allowed = None if namespaces is None else _json(namespaces)
+    return namespace, namespace, allowed, allowed

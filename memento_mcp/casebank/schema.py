@@ -132,13 +132,38 @@ def _v4_history_index(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v5_provenance(db: sqlite_utils.Database) -> None:
+    # Who wrote each case, made each request and reported each outcome (issue 12): the token's
+    # name, "local" for stdio and the CLI, NULL for rows written before this version. Outcomes
+    # are then idempotent per (request, case, client), and one client's outcomes and cases can
+    # be revoked (casebank/provenance.py).
+    db.execute("ALTER TABLE cases ADD COLUMN client_id TEXT")
+    db.execute("ALTER TABLE requests ADD COLUMN client_id TEXT")
+    db.execute("ALTER TABLE outcomes ADD COLUMN client_id TEXT")
+    db.execute("CREATE INDEX IF NOT EXISTS outcomes_case_client ON outcomes (case_id, client_id)")
+    db.execute("CREATE INDEX IF NOT EXISTS outcomes_client ON outcomes (client_id, recorded_at)")
+    db.execute("CREATE INDEX IF NOT EXISTS cases_client ON cases (client_id, created_at)")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial,
     _v2_learning,
     _v3_case_deletions,
     _v4_history_index,
+    _v5_provenance,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def require_current(db: sqlite_utils.Database, path: str) -> None:
+    """A bank opened read-only cannot be migrated: it must already have this version's schema."""
+    current = db.execute("PRAGMA user_version").fetchone()[0]
+    if current != SCHEMA_VERSION:
+        raise StorageError(
+            f"the read-only case bank at {path} has schema version {current} and this"
+            f" memento-mcp reads version {SCHEMA_VERSION}; open it once with write access (or"
+            " with the matching memento-cbr-mcp) to bring it up to date"
+        )
 
 
 def migrate(db: sqlite_utils.Database) -> None:

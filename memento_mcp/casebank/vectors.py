@@ -8,6 +8,8 @@ the deletes of every process sharing the bank.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -147,9 +149,14 @@ class _ReadTransaction:
         else:
             self.opened = False
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
         try:
-            if self.opened:
+            if self.opened and kind is None:
                 self.bank.db.execute("COMMIT")
+            elif self.opened and self.bank.db.conn.in_transaction:
+                # A read failed (a damaged bank, say): end the transaction without letting a
+                # second error from SQLite hide the first one, which is already on its way up.
+                with contextlib.suppress(sqlite3.Error):
+                    self.bank.db.conn.rollback()
         finally:
             self.bank._lock.release()

@@ -1,7 +1,8 @@
 """The dashboard's HTTP routes, registered on the FastMCP server as custom routes.
 
 They read the same Memory the MCP tools use (the server's lifespan holds it), in a worker thread,
-since the case bank is synchronous SQLite. Nothing here writes.
+since the case bank is synchronous SQLite, and only as the caller's token may (auth/tenant.py).
+Nothing here writes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from memento_mcp.agent.sampling import REPLICA
+from memento_mcp.auth.ratelimit import RateLimiter
+from memento_mcp.auth.registry import TokenRegistry
+from memento_mcp.auth.tenant import TenantMemory
 from memento_mcp.dashboard import access, views
 from memento_mcp.errors import MementoError, NotFound
 from memento_mcp.memory import Memory
@@ -49,48 +53,55 @@ def render(template: str, status: int = 200, **context: Any) -> HTMLResponse:
     return HTMLResponse(html, status_code=status, headers=headers)
 
 
-def register_dashboard(mcp: FastMCP, settings: Settings) -> None:
-    """Serve the dashboard at / and /dashboard (HTTP and SSE transports; stdio has no pages)."""
-    token = settings.auth_token
+def register_dashboard(mcp: FastMCP, settings: Settings, registry: TokenRegistry) -> None:
+    """Serve the dashboard at / and /dashboard (HTTP and SSE transports; stdio has no pages).
 
-    def guard(request: Request) -> Response | None:
-        exchanged = access.exchange_query_token(request, token)
-        if exchanged is not None:
-            return exchanged
-        if not access.is_allowed(request, token):
-            refused = render("denied.html", status=401)
-            refused.headers["WWW-Authenticate"] = 'Bearer realm="memento dashboard"'
-            return refused
-        return None
+    Each page shows only what the caller's token may read (its namespaces), like the tools.
+    """
+    gate = access.DashboardAccess(registry)
+    limiter = RateLimiter()  # pages only read; the tenant view needs one all the same
 
-    def memory() -> Memory | None:
+    def refused() -> Response:
+        page = render("denied.html", status=401)
+        page.headers["WWW-Authenticate"] = 'Bearer realm="memento dashboard"'
+        return page
+
+    def opened() -> Memory | None:
         # The Memory the server's lifespan opened (None before it starts). Context(mcp) is the
         # public way to reach it outside a tool call.
         found: Memory | None = Context(mcp).lifespan_context.get("memory")
         return found
 
-    async def index(request: Request) -> Response:
-        if (refused := guard(request)) is not None:
-            return refused
-        if (mem := memory()) is None:
+    def tenant(request: Request) -> TenantMemory | Response:
+        """The caller's view of the bank, or the response that refuses them."""
+        if (exchanged := gate.exchange_query_token(request)) is not None:
+            return exchanged
+        principal = gate.principal(request)
+        if principal is None:
+            return refused()
+        if (memory := opened()) is None:
             return render("denied.html", status=503, reason="The case bank is not open yet.")
+        return TenantMemory(memory, principal, limiter)
+
+    async def index(request: Request) -> Response:
+        if isinstance(view := tenant(request), Response):
+            return view
         filters = views.Filters.from_query(request.query_params)
-        return render("index.html", **await run_in_threadpool(views.index, mem, filters))
+        return render("index.html", **await run_in_threadpool(views.index, view, filters))
 
     async def case(request: Request) -> Response:
-        if (refused := guard(request)) is not None:
-            return refused
-        if (mem := memory()) is None:
-            return render("denied.html", status=503, reason="The case bank is not open yet.")
+        if isinstance(view := tenant(request), Response):
+            return view
+        case_id = request.path_params["case_id"]
         try:
-            found = await run_in_threadpool(mem.get_case, request.path_params["case_id"])
-        except NotFound:
-            return render("missing.html", status=404, case_id=request.path_params["case_id"])
-        return render("case.html", **views.case_page(found))
+            page = await run_in_threadpool(views.case_page, view, case_id)
+        except NotFound:  # missing, or another tenant's: the same page either way
+            return render("missing.html", status=404, case_id=case_id)
+        return render("case.html", **page)
 
     async def health(request: Request) -> Response:
         """For load balancers: 200 when this replica is up and reaches its bank, else 503."""
-        if (mem := memory()) is None:
+        if (mem := opened()) is None:
             return JSONResponse({"status": "starting"}, status_code=503)
         try:
             await run_in_threadpool(mem.bank.ping)

@@ -10,11 +10,11 @@ from urllib.parse import urlencode
 
 from starlette.datastructures import QueryParams
 
+from memento_mcp.auth.tenant import TenantMemory
 from memento_mcp.dashboard import charts
-from memento_mcp.memory import Memory
-from memento_mcp.models import Case
 
 PAGE_SIZE = 25
+TEACHERS = 20
 LABELS = ("positive", "negative", "pending")
 
 
@@ -55,32 +55,42 @@ class Filters:
         return "?" + urlencode({k: v for k, v in fields.items() if v not in ("", 1)})
 
 
-def index(memory: Memory, filters: Filters) -> dict[str, Any]:
+def index(tenant: TenantMemory, filters: Filters) -> dict[str, Any]:
+    """The overview, within the namespaces the caller's token may read."""
     namespace = filters.namespace or None
+    scope = tenant.scope
+    bank = tenant.memory.bank
     label: Literal["positive", "negative", "pending"] | None = filters.label or None  # type: ignore[assignment]
-    cases, total = memory.bank.list_cases(
+    cases, total = bank.list_cases(
         namespace=namespace,
         search=filters.q or None,
         label=label,
         min_reward=float(filters.min_reward) if filters.min_reward else None,
         limit=PAGE_SIZE,
         offset=(filters.page - 1) * PAGE_SIZE,
+        namespaces=scope,
     )
-    versions = memory.bank.retriever_versions()
+    versions = [
+        v for v in bank.retriever_versions()
+        if scope is None or v["namespace"] in scope
+    ]  # fmt: skip
     return {
-        "stats": memory.stats(),
+        "stats": tenant.stats(),
         "filters": filters,
         "cases": cases,
         "total": total,
         "pages": max(1, math.ceil(total / PAGE_SIZE)),
         "serving": [v for v in versions if v["active"]],
         "versions": versions[::-1][:10],
-        "outcomes_chart": charts.outcomes_per_day(memory.bank.outcomes_by_day(namespace)),
-        "curve_chart": charts.learning_curve(memory.bank.reward_curve(namespace)),
+        "teachers": bank.teachers(scope)[:TEACHERS],
+        "outcomes_chart": charts.outcomes_per_day(bank.outcomes_by_day(namespace, scope)),
+        "curve_chart": charts.learning_curve(bank.reward_curve(namespace, namespaces=scope)),
     }
 
 
-def case_page(case: Case) -> dict[str, Any]:
+def case_page(tenant: TenantMemory, case_id: int) -> dict[str, Any]:
+    """One case the caller may read (NotFound otherwise), with who taught it what."""
+    case = tenant.get_case(case_id)
     return {
         "case": case,
         "plan_items": plan_items(case.plan),
@@ -88,6 +98,7 @@ def case_page(case: Case) -> dict[str, Any]:
         "metadata": json.dumps(case.metadata, indent=2, ensure_ascii=False)
         if case.metadata
         else "",
+        "taught": tenant.memory.bank.case_outcomes(case.case_id),
     }
 
 

@@ -201,9 +201,10 @@ class IndexDir:
         return Snapshot(path, namespace, watermark, deletion_seq, len(index))
 
     def discard(self, snap: Snapshot) -> None:
-        """Move a corrupt file aside (kept for inspection) so that nobody maps it again."""
+        """Move a corrupt file aside (kept for inspection) so that nobody maps it again; where
+        we may not (a read-only bank's directory), it is rejected again at the next start."""
         for path in (snap.path, snap.path.with_suffix(".json")):
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):
                 os.replace(path, path.with_name(path.name + ".corrupt"))
 
     @contextlib.contextmanager

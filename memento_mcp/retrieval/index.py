@@ -241,8 +241,8 @@ class VectorIndex:
     # -- building index files ----------------------------------------------------------------
 
     def _needs_build(self, space: _Space) -> bool:
-        if space.building or time.monotonic() < space.retry_at:
-            return False
+        if space.building or time.monotonic() < space.retry_at or self.bank.read_only:
+            return False  # a read-only bank (issue 12) is searched exactly beyond its files
         if space.ann is None:
             return space.rows.size >= self.ann_min_cases
         return space.rows.size >= self.delta_max or len(space.dead) >= self.dead_max

@@ -16,7 +16,8 @@ TABLES = ("cases", "embeddings", "plan_embeddings", "requests", "impressions", "
 
 def fill(path: Path, checkpoints: Path) -> CaseBank:
     """A bank with a bit of everything: pending and answered cases in two namespaces, a deleted
-    case, plan vectors, requests with labelled and unlabelled impressions, a promoted version."""
+    case, plan vectors, requests with labelled and unlabelled impressions, a promoted version,
+    and who made each request and reported each outcome (schema v5's client_id)."""
     rng = np.random.default_rng(1)
     bank = CaseBank(path)
     ids = []
@@ -37,14 +38,16 @@ def fill(path: Path, checkpoints: Path) -> CaseBank:
     )
     for r in range(8):
         shown = [Impression(ids[r + j], j + 1, 0.5, 0.4, 0.25) for j in range(3)]
+        client = "alice" if r % 3 else None
         bank.log_request(
-            f"req{r}", "default", f"query {r}", rng.standard_normal(384), "evidence", shown
+            f"req{r}", "default", f"query {r}", rng.standard_normal(384), "evidence", shown,
+            client_id=client,
         )
         if r % 2 == 0:
-            bank.record_outcome(float(r % 4 == 0), f"req{r}", None, [ids[r + 1]] if r else None)
-    bank.record_outcome(
-        1.0, None, (NewCase("default", "free", "standing", "x", 1.0), np.ones(384)), None
-    )
+            used = [ids[r + 1]] if r else None
+            bank.record_outcome(float(r % 4 == 0), f"req{r}", None, used, client)
+    free = NewCase("default", "free", "standing", "x", 1.0, client_id="bob")
+    bank.record_outcome(1.0, None, (free, np.ones(384)), None, "bob")
     checkpoints.mkdir()
     (checkpoints / "q1.pt").write_bytes(b"torch")
     (checkpoints / "q1.npz").write_bytes(b"serving weights")
@@ -74,12 +77,15 @@ def test_migrate_copies_every_table_and_a_rerun_adds_nothing(
     sample = [case.case_id for case in source.iter_cases()][::4]
     assert target.cases_by_id(sample) == source.cases_by_id(sample)
     np.testing.assert_array_equal(target.case_vectors(sample), source.case_vectors(sample))
-    np.testing.assert_array_equal(target.plan_vectors(sample), source.plan_vectors(sample))
+    np.testing.assert_array_equal(target.plan_vectors(sample)[0], source.plan_vectors(sample)[0])
     ours, theirs = source.training_set(), target.training_set()
     np.testing.assert_array_equal(ours.query_vecs, theirs.query_vecs)
     assert ours.request_ids == theirs.request_ids
     np.testing.assert_array_equal(ours.credits, theirs.credits)
     assert source.get_request("req3") == target.get_request("req3")
+    provenance = "SELECT id, client_id FROM outcomes ORDER BY id"
+    assert source._query(provenance) == target._query(provenance)
+    assert target.teachers() == source.teachers()
     assert target.stats()["namespaces"] == source.stats()["namespaces"]
     version = target.active_retriever("default")
     assert version is not None and version["version"] == "q1"

@@ -44,9 +44,9 @@ def seed_bank(home: Path, cases: list[NewCase], days_ago: list[float] | None = N
             if case.reward is None:
                 case_id, _ = bank.add_case(case, vector)
             else:
-                recorded, _ = bank.record_outcome(case.reward, None, (case, vector), None)
-                assert recorded is not None
-                case_id = recorded
+                recorded = bank.record_outcome(case.reward, None, (case, vector), None)
+                assert recorded.case_id is not None
+                case_id = recorded.case_id
             ids.append(case_id)
         return ids
     finally:
@@ -74,10 +74,14 @@ def http_server_factory(
     started: list[HttpServer] = []
 
     def start(
-        *args: str, transport: str = "http", home: Path | None = None, **env: str
+        *args: str,
+        transport: str = "http",
+        home: Path | None = None,
+        log: Path | None = None,
+        **env: str,
     ) -> HttpServer:
         home = home or tmp_path_factory.mktemp("home")
-        server = HttpServer(home, *args, transport=transport, **env)
+        server = HttpServer(home, *args, transport=transport, log=log, **env)
         started.append(server)
         return server
 

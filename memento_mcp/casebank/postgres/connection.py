@@ -29,8 +29,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from memento_mcp.casebank.connection import Connection
 from memento_mcp.casebank.postgres.adapters import register_vector
-from memento_mcp.casebank.postgres.schema import migrate
-from memento_mcp.errors import Conflict, StorageError
+from memento_mcp.casebank.postgres.schema import is_read_only, migrate, require_current
+from memento_mcp.errors import Conflict, ReadOnlyBank, StorageError
 
 Row = tuple[Any, ...]
 POOL_SIZE = 10
@@ -86,6 +86,9 @@ class Tx:
 class PgConnection(Connection):
     """The pool, its error translation, and the bank's location (password-free)."""
 
+    vector_dims_sql = "vector_dims(vector)"
+    json_items_sql = "SELECT json_array_elements_text(CAST(? AS json))"
+
     def __init__(
         self,
         url: str,
@@ -111,7 +114,11 @@ class PgConnection(Connection):
         }
         try:
             with psycopg.connect(url, autocommit=True, **options) as conn:  # type: ignore[arg-type]
-                migrate(conn)
+                self.read_only = is_read_only(conn)
+                if self.read_only:
+                    require_current(conn, self.path)
+                else:
+                    migrate(conn)
         except psycopg.OperationalError as exc:
             raise StorageError(
                 f"cannot reach PostgreSQL at {self.path}: {_first_line(exc)}"
@@ -139,6 +146,14 @@ class PgConnection(Connection):
     def close(self) -> None:
         self.pool.close()
 
+    def read_only_message(self) -> str:
+        return (
+            f"the case bank at {self.path} is read-only to the server: its role may read but not"
+            " write the tables, so retrieval works but outcomes and new cases cannot be recorded;"
+            " GRANT INSERT, UPDATE, DELETE on the bank's tables (and USAGE on their sequences)"
+            " to the role and restart the server to record them"
+        )
+
     def data_version(self) -> int:
         """Unused: nothing in-process mirrors a Postgres bank (vector search runs in the database)."""
         return 0
@@ -148,6 +163,10 @@ class PgConnection(Connection):
         """psycopg's errors as the bank's: the one place they are translated."""
         try:
             yield
+        except psycopg.errors.InsufficientPrivilege as exc:
+            if doing != "write":  # a role that may not even read: no read-only bank
+                raise StorageError(f"could not {doing} the case bank: {_first_line(exc)}") from exc
+            raise ReadOnlyBank(self.read_only_message()) from exc
         except psycopg.errors.UniqueViolation as exc:
             if exc.diag.constraint_name == "outcomes_request_id":
                 raise Conflict(
@@ -170,6 +189,7 @@ class PgConnection(Connection):
     @contextmanager
     def _write(self) -> Iterator[Tx]:  # type: ignore[override]
         """One atomic write: all of it commits, or none of it does."""
+        self.require_writable()
         with self._errors("write"), self.pool.connection() as conn, conn.transaction():
             yield Tx(conn)
 

@@ -40,17 +40,18 @@ class Table:
 
 TABLES = (
     Table("cases", ("id", "namespace", "task", "plan", "answer", "reward", "source", "metadata",
-                    "trajectory", "content_hash", "request_id", "created_at", "updated_at"), "id"),
+                    "trajectory", "content_hash", "request_id", "created_at", "updated_at",
+                    "client_id"), "id"),
     Table("embeddings", ("case_id", "namespace", "encoder", "vector"), "case_id",
           "embeddings.case_id, (SELECT namespace FROM cases WHERE cases.id = embeddings.case_id),"
           " embeddings.encoder, embeddings.vector"),
     Table("plan_embeddings", ("case_id", "encoder", "vector"), "case_id"),
     Table("requests", ("id", "namespace", "query", "query_vector", "scorer", "source",
-                       "created_at"), "id"),
+                       "created_at", "client_id"), "id"),
     Table("impressions", ("id", "request_id", "case_id", "rank", "score", "similarity",
                           "propensity", "reward", "labelled_at", "credit"), "id"),
-    Table("outcomes", ("id", "request_id", "case_id", "reward", "used_case_ids", "recorded_at"),
-          "id"),
+    Table("outcomes", ("id", "request_id", "case_id", "reward", "used_case_ids", "recorded_at",
+                       "client_id"), "id"),
     Table("retriever_versions", ("version", "path", "metrics", "created_at", "promoted_at",
                                  "active", "namespace", "weights"), "version",
           "version, path, metrics, created_at, promoted_at, active, namespace, NULL"),

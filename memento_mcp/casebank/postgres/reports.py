@@ -7,35 +7,46 @@ matches prefixes with to_tsquery's `:*`. The results have the same shape, key fo
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Any, Literal
 
 from memento_mcp.casebank.cases import _CASE_COLUMNS, SELECT_CASES, _case_from_row
 from memento_mcp.casebank.postgres.connection import PgConnection
 from memento_mcp.casebank.postgres.schema import SCHEMA_VERSION
+from memento_mcp.casebank.reports import impressions_in
 from memento_mcp.models import POSITIVE_REWARD, Case
 
 _OUTCOMES_IN = (
     " FROM outcomes LEFT JOIN cases ON cases.id = outcomes.case_id"
     " LEFT JOIN requests ON requests.id = outcomes.request_id"
     " WHERE (%(ns)s::text IS NULL OR coalesce(cases.namespace, requests.namespace) = %(ns)s)"
+    " AND (%(allowed)s::text[] IS NULL"
+    "  OR coalesce(cases.namespace, requests.namespace) = ANY(%(allowed)s))"
 )
 
 
 class PgReports(PgConnection):
-    def stats(self) -> dict[str, Any]:
-        namespaces = self._run(
+    def stats(self, namespaces: Collection[str] | None = None) -> dict[str, Any]:
+        """Counts per namespace and in all; with `namespaces`, of those namespaces only."""
+        scope = "" if namespaces is None else " WHERE namespace = ANY(%(allowed)s)"
+        params = {"allowed": _listed(namespaces)}
+        namespace_rows = self._run(
             "SELECT namespace, count(*), count(*) FILTER (WHERE reward >= 0.5),"
             " count(*) FILTER (WHERE reward < 0.5), count(*) FILTER (WHERE reward IS NULL)"
-            " FROM cases GROUP BY namespace ORDER BY namespace"
+            f" FROM cases{scope} GROUP BY namespace ORDER BY namespace",
+            params,
         )
+        shown, labelled = impressions_in(scope)
         totals = self._run(
-            "SELECT (SELECT count(*) FROM requests), (SELECT count(*) FROM impressions),"
-            " (SELECT count(*) FROM impressions WHERE reward IS NOT NULL)"
+            f"SELECT (SELECT count(*) FROM requests{scope}), (SELECT count(*) FROM {shown}),"
+            f" (SELECT count(*) FROM {shown} {labelled})",
+            params,
         )[0]
         return {
             "path": self.path,
+            "read_only": self.read_only,
             "schema_version": SCHEMA_VERSION,
-            "cases": sum(int(row[1]) for row in namespaces),
+            "cases": sum(int(row[1]) for row in namespace_rows),
             "requests": int(totals[0]),
             "impressions": int(totals[1]),
             "labelled_impressions": int(totals[2]),
@@ -47,7 +58,7 @@ class PgReports(PgConnection):
                     "negative": int(row[3]),
                     "pending": int(row[4]),
                 }
-                for row in namespaces
+                for row in namespace_rows
             ],
         }
 
@@ -59,6 +70,7 @@ class PgReports(PgConnection):
         min_reward: float | None = None,
         limit: int = 50,
         offset: int = 0,
+        namespaces: Collection[str] | None = None,
     ) -> tuple[list[Case], int]:
         """One page of cases, newest first, and how many match (see Reports.list_cases)."""
         where: list[str] = ["true"]
@@ -66,6 +78,9 @@ class PgReports(PgConnection):
         if namespace is not None:
             where.append("namespace = %s")
             params.append(namespace)
+        if namespaces is not None:
+            where.append("namespace = ANY(%s)")
+            params.append(_listed(namespaces))
         if label == "pending":
             where.append("reward IS NULL")
         elif label is not None:
@@ -88,14 +103,16 @@ class PgReports(PgConnection):
         cases = [_case_from_row(dict(zip(_CASE_COLUMNS, row, strict=True))) for row in rows]
         return cases, total
 
-    def outcomes_by_day(self, namespace: str | None = None) -> list[dict[str, Any]]:
+    def outcomes_by_day(
+        self, namespace: str | None = None, namespaces: Collection[str] | None = None
+    ) -> list[dict[str, Any]]:
         """Outcomes recorded per UTC day, oldest first: how many, how many positive, mean reward."""
         rows = self._run(
             "SELECT substr(outcomes.recorded_at, 1, 10) AS day, count(*),"
             " count(*) FILTER (WHERE outcomes.reward >= %(positive)s), avg(outcomes.reward)"
             + _OUTCOMES_IN
             + " GROUP BY day ORDER BY day",
-            {"positive": POSITIVE_REWARD, "ns": namespace},
+            {"positive": POSITIVE_REWARD, "ns": namespace, "allowed": _listed(namespaces)},
         )
         keys = ("day", "outcomes", "positive", "mean_reward")
         return [
@@ -104,7 +121,11 @@ class PgReports(PgConnection):
         ]
 
     def reward_curve(
-        self, namespace: str | None = None, points: int = 40, per_point: int = 5
+        self,
+        namespace: str | None = None,
+        points: int = 40,
+        per_point: int = 5,
+        namespaces: Collection[str] | None = None,
     ) -> list[dict[str, Any]]:
         """The learning curve (see Reports.reward_curve)."""
         rows = self._run(
@@ -113,6 +134,11 @@ class PgReports(PgConnection):
             " (row_number() OVER (ORDER BY outcomes.id) - 1)"
             "  * least(%(points)s, greatest(1, count(*) OVER () / %(per)s)) / count(*) OVER ()"
             "  AS slice" + _OUTCOMES_IN + ") AS sliced GROUP BY slice ORDER BY slice",
-            {"points": points, "per": per_point, "ns": namespace},
+            {"points": points, "per": per_point, "ns": namespace,
+             "allowed": _listed(namespaces)},  # fmt: skip
         )
         return [{"outcomes": int(row[0]), "mean_reward": float(row[1])} for row in rows]
+
+
+def _listed(namespaces: Collection[str] | None) -> list[str] | None:
+    return None if namespaces is None else sorted(namespaces)

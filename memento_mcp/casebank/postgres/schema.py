@@ -122,12 +122,25 @@ CREATE TABLE retriever_versions (
 );
 """
 
-MIGRATIONS: list[str] = [_V1]
+_V2_PROVENANCE = """
+-- Who wrote each case, made each request and reported each outcome (issue 12), as SQLite's
+-- schema v5: the token's name, "local" for stdio and the CLI, NULL for older rows.
+ALTER TABLE cases ADD COLUMN client_id text;
+ALTER TABLE requests ADD COLUMN client_id text;
+ALTER TABLE outcomes ADD COLUMN client_id text;
+CREATE INDEX outcomes_case_client ON outcomes (case_id, client_id);
+CREATE INDEX outcomes_client ON outcomes (client_id, recorded_at);
+CREATE INDEX cases_client ON cases (client_id, created_at);
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2_PROVENANCE]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def migrate(conn: psycopg.Connection[Any]) -> None:
     """Bring the database up to SCHEMA_VERSION (conn in autocommit mode)."""
+    if _installed(conn) == SCHEMA_VERSION:
+        return  # nothing to do: a role that may write rows but not create tables opens it too
     try:
         with conn.transaction():  # replicas starting at once: one at a time
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
@@ -157,6 +170,34 @@ def migrate(conn: psycopg.Connection[Any]) -> None:
             conn.execute(MIGRATIONS[version - 1].encode())
             conn.execute("DELETE FROM memento_schema")
             conn.execute("INSERT INTO memento_schema (version) VALUES (%s)", (version,))
+
+
+def is_read_only(conn: psycopg.Connection[Any]) -> bool:
+    """The bank exists and this role may read it but not record outcomes in it (a reporting
+    role): it serves retrieval and refuses writes, as a read-only SQLite file does. A role that
+    may write but not create tables opens a bank at this version (`migrate` has nothing to do)."""
+    row = conn.execute(
+        "SELECT to_regclass('memento_schema') IS NOT NULL AND to_regclass('outcomes') IS NOT NULL"
+        " AND NOT has_table_privilege('outcomes', 'INSERT')"
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def require_current(conn: psycopg.Connection[Any], where: str) -> None:
+    """A read-only bank cannot be migrated: it must already have this version's schema."""
+    current = _version(conn)
+    if current != SCHEMA_VERSION:
+        raise StorageError(
+            f"the read-only case bank at {where} has schema version {current} and this"
+            f" memento-mcp reads version {SCHEMA_VERSION}; open it once with a role that may"
+            " write (or with the matching memento-cbr-mcp) to bring it up to date"
+        )
+
+
+def _installed(conn: psycopg.Connection[Any]) -> int:
+    """The schema version, 0 for a database memento-mcp has not set up yet."""
+    row = conn.execute("SELECT to_regclass('memento_schema') IS NOT NULL").fetchone()
+    return _version(conn) if row and row[0] else 0
 
 
 def _version(conn: psycopg.Connection[Any]) -> int:

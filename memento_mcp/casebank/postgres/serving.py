@@ -17,6 +17,7 @@ from memento_mcp.casebank.cases import _CASE_COLUMNS, SELECT_CASES, _case_from_r
 from memento_mcp.casebank.connection import from_blob, now, to_blob
 from memento_mcp.casebank.feedback import Impression
 from memento_mcp.casebank.postgres.connection import PgConnection
+from memento_mcp.casebank.postgres.schema import DIMENSIONS
 from memento_mcp.models import Case
 
 
@@ -37,18 +38,22 @@ class PgServing(PgConnection):
         vectors = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32)
         return [int(row[0]) for row in rows], vectors.reshape(len(rows), -1)
 
-    def plan_vectors(self, case_ids: list[int]) -> np.ndarray:
-        """(N, D) plan embeddings; a plan not embedded yet is stood in for by its task's."""
-        rows: dict[int, bytes] = dict(
-            self._run(  # (case_id, vector) rows
-                "SELECT embeddings.case_id, coalesce(plan_embeddings.vector, embeddings.vector)"
-                " FROM embeddings LEFT JOIN plan_embeddings"
+    def plan_vectors(self, case_ids: list[int]) -> tuple[np.ndarray, list[int]]:
+        """As Learning.plan_vectors: (N, D) plan embeddings, and the ids of cases whose plan has
+        none yet (their task's vector stands in for it)."""
+        rows = {
+            row[0]: (row[1], row[2])
+            for row in self._run(
+                "SELECT embeddings.case_id, coalesce(plan_embeddings.vector, embeddings.vector),"
+                " plan_embeddings.case_id IS NULL FROM embeddings LEFT JOIN plan_embeddings"
                 " ON plan_embeddings.case_id = embeddings.case_id"
                 " WHERE embeddings.case_id = ANY(%s::bigint[])",
                 (case_ids,),
             )
-        )
-        return np.stack([from_blob(rows[case_id]) for case_id in case_ids])
+        }
+        vectors = [from_blob(rows[case_id][0]) for case_id in case_ids]
+        stacked = np.stack(vectors) if vectors else np.zeros((0, DIMENSIONS), np.float32)
+        return stacked, [case_id for case_id in case_ids if rows[case_id][1]]
 
     def cases_by_id(self, case_ids: list[int]) -> dict[int, Case]:
         if not case_ids:
@@ -66,6 +71,7 @@ class PgServing(PgConnection):
         scorer: str,
         impressions: list[Impression],
         source: str = "retrieve_cases",
+        client_id: str | None = None,
     ) -> bool:
         """As Feedback.log_request, in one statement: False, writing nothing, when request_id is
         already logged. Impressions get their ids in the order given (ORDER BY the ordinality).
@@ -80,37 +86,45 @@ class PgServing(PgConnection):
         synchronous commit flushes the WAL before it, so an outcome that was acknowledged always
         finds its request.
         """
-        rows = self._run(
-            "WITH request AS (INSERT INTO requests"
-            "  (id, namespace, query, query_vector, scorer, source, created_at)"
-            "  VALUES (%(id)s, %(ns)s, %(query)s, %(vector)s, %(scorer)s, %(source)s, %(stamp)s)"
-            "  ON CONFLICT (id) DO NOTHING RETURNING id),"
-            " shown AS (INSERT INTO impressions (request_id, case_id, rank, score, similarity,"
-            "  propensity, reward, credit, labelled_at)"
-            "  SELECT request.id, s.case_id, s.rank, s.score, s.similarity, s.propensity, s.reward,"
-            "  CASE WHEN s.reward IS NULL THEN NULL ELSE 1.0 END,"
-            "  CASE WHEN s.reward IS NULL THEN NULL ELSE %(stamp)s END"
-            "  FROM request, unnest(%(case_ids)s::bigint[], %(ranks)s::integer[],"
-            "   %(scores)s::float8[], %(similarities)s::float8[], %(propensities)s::float8[],"
-            "   %(rewards)s::float8[])"
-            "   WITH ORDINALITY AS s(case_id, rank, score, similarity, propensity, reward, i)"
-            "  ORDER BY s.i)"
-            " SELECT count(*), set_config('synchronous_commit', %(commit)s, true) FROM request",
-            {
-                "id": request_id,
-                "ns": namespace,
-                "query": query,
-                "vector": to_blob(query_vector),
-                "scorer": scorer,
-                "source": source,
-                "stamp": now(),
-                "case_ids": [shown.case_id for shown in impressions],
-                "ranks": [shown.rank for shown in impressions],
-                "scores": [shown.score for shown in impressions],
-                "similarities": [shown.similarity for shown in impressions],
-                "propensities": [shown.propensity for shown in impressions],
-                "rewards": [shown.reward for shown in impressions],
-                "commit": "on" if any(shown.reward is not None for shown in impressions) else "off",
-            },
-        )
-        return bool(rows[0][0])
+        self.require_writable()
+        with self._errors("write"), self.pool.connection() as conn:
+            cursor = conn.execute(
+                "WITH request AS (INSERT INTO requests"
+                "  (id, namespace, query, query_vector, scorer, source, created_at, client_id)"
+                "  VALUES (%(id)s, %(ns)s, %(query)s, %(vector)s, %(scorer)s, %(source)s, %(stamp)s,"
+                "  %(client)s)"
+                "  ON CONFLICT (id) DO NOTHING RETURNING id),"
+                " shown AS (INSERT INTO impressions (request_id, case_id, rank, score, similarity,"
+                "  propensity, reward, credit, labelled_at)"
+                "  SELECT request.id, s.case_id, s.rank, s.score, s.similarity, s.propensity, s.reward,"
+                "  CASE WHEN s.reward IS NULL THEN NULL ELSE 1.0 END,"
+                "  CASE WHEN s.reward IS NULL THEN NULL ELSE %(stamp)s END"
+                "  FROM request, unnest(%(case_ids)s::bigint[], %(ranks)s::integer[],"
+                "   %(scores)s::float8[], %(similarities)s::float8[], %(propensities)s::float8[],"
+                "   %(rewards)s::float8[])"
+                "   WITH ORDINALITY AS s(case_id, rank, score, similarity, propensity, reward, i)"
+                "  ORDER BY s.i)"
+                " SELECT count(*), set_config('synchronous_commit', %(commit)s, true) FROM request",
+                {
+                    "id": request_id,
+                    "ns": namespace,
+                    "query": query,
+                    "vector": to_blob(query_vector),
+                    "scorer": scorer,
+                    "source": source,
+                    "stamp": now(),
+                    "client": client_id,
+                    "case_ids": [shown.case_id for shown in impressions],
+                    "ranks": [shown.rank for shown in impressions],
+                    "scores": [shown.score for shown in impressions],
+                    "similarities": [shown.similarity for shown in impressions],
+                    "propensities": [shown.propensity for shown in impressions],
+                    "rewards": [shown.reward for shown in impressions],
+                    "commit": "on"
+                    if any(shown.reward is not None for shown in impressions)
+                    else "off",
+                },
+                binary=True,
+            )
+            row = cursor.fetchone()
+        return bool(row and row[0])

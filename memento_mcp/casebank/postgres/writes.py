@@ -20,8 +20,8 @@ from memento_mcp.casebank.postgres.connection import PgConnection, Tx
 
 class PgWrites(PgConnection):
     _insert_request_sql = (
-        "INSERT INTO requests (id, namespace, query, query_vector, scorer, source, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
+        "INSERT INTO requests (id, namespace, query, query_vector, scorer, source, created_at,"
+        " client_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
     )
 
     def _insert_case(self, db: Tx, case: NewCase, vector: np.ndarray) -> tuple[int, bool]:
@@ -29,8 +29,8 @@ class PgWrites(PgConnection):
         stamp = now()
         row = db.run(
             "INSERT INTO cases (namespace, task, plan, answer, reward, source, metadata,"
-            " trajectory, content_hash, request_id, created_at, updated_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " trajectory, content_hash, request_id, created_at, updated_at, client_id)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (namespace, content_hash) DO NOTHING RETURNING id",
             (
                 case.namespace,
@@ -45,6 +45,7 @@ class PgWrites(PgConnection):
                 case.request_id,
                 stamp,
                 stamp,
+                case.client_id,
             ),
         ).fetchone()
         if row is None:  # already stored (perhaps a moment ago, by another replica)
