@@ -133,7 +133,7 @@ def test_the_request_log_keeps_rank_order_and_is_written_once(any_bank: CaseBank
     assert any_bank.training_set().case_ids.tolist() == [first]
 
 
-def test_a_retrieval_log_leaves_the_connection_committing_synchronously(postgres_url: str) -> None:
+def test_a_retrieval_log_commits_synchronously(postgres_url: str) -> None:
     from memento_mcp.casebank.postgres import PostgresBank
 
     bank = PostgresBank(postgres_url, pool_size=1)  # one connection: the log's and the next

@@ -75,16 +75,8 @@ class PgServing(PgConnection):
     ) -> bool:
         """As Feedback.log_request, in one statement: False, writing nothing, when request_id is
         already logged. Impressions get their ids in the order given (ORDER BY the ordinality).
-
-        A retrieval's log (no rewards in it) commits without waiting for the WAL flush, which
-        cost 1-4 ms of every retrieval here (fdatasync): `set_config(..., true)` sets
-        synchronous_commit for this statement's own transaction, and Postgres decides at commit.
-        What that risks: a crash of the database server (not of a replica) within about
-        3 x wal_writer_delay (0.6 s) of a retrieval loses that retrieval's log, and its
-        record_outcome then answers that the request_id is unknown. Nothing acknowledged as an
-        outcome is at risk: outcomes, cases and imported labels commit synchronously, and a
-        synchronous commit flushes the WAL before it, so an outcome that was acknowledged always
-        finds its request.
+        It commits durably like every other write: a returned request_id must find its request
+        when its outcome arrives, even after the database server crashes.
         """
         self.require_writable()
         with self._errors("write"), self.pool.connection() as conn:
@@ -104,7 +96,7 @@ class PgServing(PgConnection):
                 "   %(rewards)s::float8[])"
                 "   WITH ORDINALITY AS s(case_id, rank, score, similarity, propensity, reward, i)"
                 "  ORDER BY s.i)"
-                " SELECT count(*), set_config('synchronous_commit', %(commit)s, true) FROM request",
+                " SELECT count(*) FROM request",
                 {
                     "id": request_id,
                     "ns": namespace,
@@ -120,9 +112,6 @@ class PgServing(PgConnection):
                     "similarities": [shown.similarity for shown in impressions],
                     "propensities": [shown.propensity for shown in impressions],
                     "rewards": [shown.reward for shown in impressions],
-                    "commit": "on"
-                    if any(shown.reward is not None for shown in impressions)
-                    else "off",
                 },
                 binary=True,
             )
