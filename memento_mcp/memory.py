@@ -45,11 +45,9 @@ LEXICAL_WEIGHT = 0.15
 class Learner(Protocol):
     """The learned retriever as Memory sees it (retriever.online.OnlineTrainer)."""
 
-    def model(self, namespace: str) -> PriorModel | None: ...
-
     def prior(
         self, namespace: str, query_vec: np.ndarray, case_vecs: np.ndarray, plan_vecs: np.ndarray
-    ) -> np.ndarray: ...
+    ) -> tuple[np.ndarray, PriorModel | None]: ...
 
     def notify_labelled(self, namespace: str, n: int) -> None: ...
 
@@ -72,12 +70,9 @@ class LazyLearner:
             keep_checkpoints=self.settings.keep_checkpoints,
         )
 
-    def model(self, namespace: str) -> PriorModel | None:
-        return self.trainer.model(namespace)
-
     def prior(
         self, namespace: str, query_vec: np.ndarray, case_vecs: np.ndarray, plan_vecs: np.ndarray
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, PriorModel | None]:
         return self.trainer.prior(namespace, query_vec, case_vecs, plan_vecs)
 
     def notify_labelled(self, namespace: str, n: int) -> None:
@@ -193,10 +188,9 @@ class Memory:
         # their outcomes; the others keep the neutral prior and no evidence (policy.worth_weighing).
         weighed = worth_weighing(closeness)
         chosen = [ids[i] for i in weighed]
-        model = self.learner.model(namespace) if self.learner and ids else None
-        plan_works = np.full(len(ids), 0.5)
+        plan_works, model = np.full(len(ids), 0.5), None
         if self.learner and chosen:
-            plan_works[weighed] = self.learner.prior(
+            plan_works[weighed], model = self.learner.prior(
                 namespace, query_vec, vectors[weighed], self._plan_vectors(chosen)
             )
         successes, trials = np.zeros(len(ids)), np.zeros(len(ids))

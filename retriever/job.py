@@ -11,9 +11,11 @@ without a file (tests) call `run` in a thread instead.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -152,6 +154,19 @@ def _exclusive(bank: Bank, name: str) -> AbstractContextManager[bool]:
     return lock(name) if lock is not None else nullcontext(True)
 
 
+def _die_with_server() -> None:
+    """End this run when the server that started it ends (Linux): a run nobody waits for would
+    otherwise train on for up to online.TIME_LIMIT, and a restarted server starts another."""
+    server = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != server:  # the server was already gone before the line above
+        os._exit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", required=True, help="the SQLite file, or postgresql://...")
@@ -159,6 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint-dir", required=True, type=Path)
     parser.add_argument("--keep", type=int, default=5)
     args = parser.parse_args(argv)
+    _die_with_server()
     # Serving first: this job only gets the CPU nobody else wants. SCHED_IDLE runs it only when
     # a core is idle (nice 19 still takes a few % from a busy server); nice where not allowed.
     try:

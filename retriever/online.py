@@ -91,9 +91,10 @@ class OnlineTrainer:
 
     def prior(
         self, namespace: str, query_vec: np.ndarray, case_vecs: np.ndarray, plan_vecs: np.ndarray
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, PriorModel | None]:
         """(N,) each case's prior P(help): the active model's (0.5 without one), moved by what
-        plans like the case's have earned in this namespace lately (retriever.plan_prior).
+        plans like the case's have earned in this namespace lately (retriever.plan_prior); and
+        the model.
 
         Showings labelled since the last call, by any process, are folded in first: one read,
         empty unless outcomes arrived.
@@ -107,7 +108,9 @@ class OnlineTrainer:
                         else np.full(len(new), 0.5))  # fmt: skip
                 plans.fold(new, base)
             base = model.predict(query_vec, case_vecs, plan_vecs) if model else None
-            return plans.correct(np.full(len(plan_vecs), 0.5) if base is None else base, plan_vecs)
+            return plans.correct(
+                np.full(len(plan_vecs), 0.5) if base is None else base, plan_vecs
+            ), model
 
     # -- learning ----------------------------------------------------------------------------------
     def notify_labelled(self, namespace: str, n: int) -> None:

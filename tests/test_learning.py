@@ -199,3 +199,36 @@ def test_recency_halves_an_outcome_for_every_half_life_of_newer_credit_in_its_ow
     half = 0.5 ** (1 / EVIDENCE_HALF_LIFE)
     expected = [1.0, half, 0.5 * half**2, 1.0, 4.0 * half]
     assert weights.tolist() == pytest.approx(expected)
+
+
+TOPICS = ["the population of the city", "the author of the novel", "the height of the mountain",
+          "the founding year of the company"]  # fmt: skip
+CROSS_CHECK = "Look up {0} in a reference work, confirm it in a second independent source, answer."
+FROM_MEMORY = "Answer about {0} straight from memory, without looking anything up."
+
+
+def test_what_other_tasks_taught_about_kinds_of_plan_ranks_cases_never_tried(
+    any_settings: Settings,
+) -> None:
+    """Three topics teach that cross-checking plans work and answering from memory fails; on a
+    fourth topic, never tried, the cross-checking case comes first though the other is closer."""
+    memory = open_memory(any_settings.model_copy(update={"explore": False, "retrain_every": 10**6}))
+    for topic in TOPICS[:3]:
+        store(memory, f"What is {topic} Arlen?", FROM_MEMORY.format(topic))
+        store(memory, f"What is {topic} Torva?", CROSS_CHECK.format(topic))
+    for _ in range(4):
+        for topic in TOPICS[:3]:
+            result = memory.retrieve(f"What is {topic} Melquin?", k=1)
+            followed = result.cases[0]
+            reward = 1.0 if followed.plan.startswith("Look up") else 0.0
+            memory.record_outcome(
+                request_id=result.request_id, reward=reward, used_case_ids=[followed.case_id]
+            )
+    new = TOPICS[3]
+    closer = store(memory, f"What is {new} Dorsa?", FROM_MEMORY.format(new))
+    cross_check = store(memory, f"What is {new} Pelith Ronvale?", CROSS_CHECK.format(new))
+    result = memory.retrieve(f"What is {new} Dorsa?", k=2)
+    assert [hit.case_id for hit in result.cases] == [cross_check, closer]
+    assert result.cases[0].similarity < result.cases[1].similarity
+    assert memory.bank.plan_vectors([closer, cross_check])[1] == []  # embedded when weighed
+    memory.bank.close()
