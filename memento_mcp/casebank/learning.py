@@ -78,20 +78,23 @@ class Learning(Connection):
     def plan_vectors(self, case_ids: list[int]) -> tuple[np.ndarray, list[int]]:
         """(N, D) plan embeddings, and the ids of cases whose plan has none yet (their task's
         vector stands in for it)."""
-        marks = ",".join("?" * len(case_ids))
+        if not case_ids:
+            return np.zeros((0, self.dimensions), np.float32), []
         rows = {
             row[0]: (row[1], row[2])
-            for row in self._query(
+            for row in self._where_case_in(
                 "SELECT embeddings.case_id, coalesce(plan_embeddings.vector, embeddings.vector),"
                 " plan_embeddings.case_id IS NULL FROM embeddings LEFT JOIN plan_embeddings"
-                " ON plan_embeddings.case_id = embeddings.case_id"
-                f" WHERE embeddings.case_id IN ({marks})",
+                " ON plan_embeddings.case_id = embeddings.case_id WHERE embeddings.case_id",
                 case_ids,
             )
         }
-        vectors = [from_blob(rows[case_id][0]) for case_id in case_ids]
-        stacked = np.stack(vectors) if vectors else np.zeros((0, self.dimensions), np.float32)
-        return stacked, [case_id for case_id in case_ids if rows[case_id][1]]
+        vectors = np.stack([from_blob(rows[case_id][0]) for case_id in case_ids])
+        return vectors, [case_id for case_id in case_ids if rows[case_id][1]]
+
+    def _where_case_in(self, sql: str, case_ids: list[int]) -> list[Any]:
+        """`sql` (ending in a case id column) restricted to `case_ids` (Postgres: one array)."""
+        return self._query(f"{sql} IN ({','.join('?' * len(case_ids))})", case_ids)
 
     def labelled_showings(self, namespace: str, after: int, limit: int) -> Showings:
         """The showings labelled by outcomes after outcome `after` (at most the newest `limit`),

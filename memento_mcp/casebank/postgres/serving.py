@@ -11,13 +11,14 @@ atomic on its own, so it still writes the request and its impressions together o
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from memento_mcp.casebank.cases import _CASE_COLUMNS, SELECT_CASES, _case_from_row
-from memento_mcp.casebank.connection import from_blob, now, to_blob
+from memento_mcp.casebank.connection import now, to_blob
 from memento_mcp.casebank.feedback import Impression
 from memento_mcp.casebank.postgres.connection import PgConnection
-from memento_mcp.casebank.postgres.schema import DIMENSIONS
 from memento_mcp.models import Case
 
 
@@ -38,22 +39,10 @@ class PgServing(PgConnection):
         vectors = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32)
         return [int(row[0]) for row in rows], vectors.reshape(len(rows), -1)
 
-    def plan_vectors(self, case_ids: list[int]) -> tuple[np.ndarray, list[int]]:
-        """As Learning.plan_vectors: (N, D) plan embeddings, and the ids of cases whose plan has
-        none yet (their task's vector stands in for it)."""
-        rows = {
-            row[0]: (row[1], row[2])
-            for row in self._run(
-                "SELECT embeddings.case_id, coalesce(plan_embeddings.vector, embeddings.vector),"
-                " plan_embeddings.case_id IS NULL FROM embeddings LEFT JOIN plan_embeddings"
-                " ON plan_embeddings.case_id = embeddings.case_id"
-                " WHERE embeddings.case_id = ANY(%s::bigint[])",
-                (case_ids,),
-            )
-        }
-        vectors = [from_blob(rows[case_id][0]) for case_id in case_ids]
-        stacked = np.stack(vectors) if vectors else np.zeros((0, DIMENSIONS), np.float32)
-        return stacked, [case_id for case_id in case_ids if rows[case_id][1]]
+    def _where_case_in(self, sql: str, case_ids: list[int]) -> list[Any]:
+        """As Learning._where_case_in, with the ids as one array: the statement's text stays the
+        same whatever their number, so Postgres plans it once (a prepared statement)."""
+        return self._run(f"{sql} = ANY(%s::bigint[])", (list(case_ids),))
 
     def cases_by_id(self, case_ids: list[int]) -> dict[int, Case]:
         if not case_ids:
