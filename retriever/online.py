@@ -8,6 +8,8 @@ lazily, away from serving:
   row, so another process's promotion or rollback is seen on the next request) and loads that
   version's numpy weights once. A file that fails to load means no prior (0.5), with the reason
   in `status()`. Nothing here imports torch.
+- `prior(namespace, ...)` is that model's prior for the candidates, corrected by the namespace's
+  plan prior (retriever.plan_prior), which folds in every process's new outcomes first.
 - `notify_labelled(namespace, n)` counts labels; after `retrain_every` in a namespace one
   training run starts for it (retriever.job), never two runs at once. With a bank in a file the
   run is a subprocess at the lowest priority with one torch thread and a wall-clock cap: the
