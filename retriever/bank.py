@@ -100,6 +100,9 @@ class InMemoryBank:
                     n += 1
             return n
 
+    def _stack(self, vecs: list[np.ndarray]) -> np.ndarray:
+        return np.stack(vecs) if vecs else np.empty((0, self.dim), np.float32)
+
     # -- contract.Bank -------------------------------------------------------------------------
     def training_set(self, namespace: str | None = None) -> TrainingSet:
         with self._lock:
@@ -109,16 +112,13 @@ class InMemoryBank:
                 if imp.reward is not None and namespace in (None, imp.namespace)
             ]
 
-            def stack(vecs: list[np.ndarray]) -> np.ndarray:
-                return np.stack(vecs) if vecs else np.empty((0, self.dim), np.float32)
-
             return TrainingSet(
                 impression_ids=np.array([imp.id for imp in rows], np.int64),
                 request_ids=[imp.request_id for imp in rows],
                 case_ids=np.array([imp.case_id for imp in rows], np.int64),
-                query_vecs=stack([imp.query_vec for imp in rows]),
-                case_vecs=stack([self._tasks[imp.case_id] for imp in rows]),
-                plan_vecs=stack([self._plans[imp.case_id] for imp in rows]),
+                query_vecs=self._stack([imp.query_vec for imp in rows]),
+                case_vecs=self._stack([self._tasks[imp.case_id] for imp in rows]),
+                plan_vecs=self._stack([self._plans[imp.case_id] for imp in rows]),
                 rewards=np.array([imp.reward for imp in rows], np.float32),
                 credits=np.array([imp.credit for imp in rows], np.float32),
                 propensities=np.array([imp.propensity for imp in rows], np.float32),
@@ -151,15 +151,12 @@ class InMemoryBank:
                 key=lambda imp: (imp.labelled, imp.id),
             )[-limit:]  # fmt: skip
 
-            def stack(vecs: list[np.ndarray]) -> np.ndarray:
-                return np.stack(vecs) if vecs else np.empty((0, self.dim), np.float32)
-
             return Showings(
                 last_id=max((imp.labelled for imp in rows), default=after),
                 case_ids=np.array([imp.case_id for imp in rows], np.int64),
-                query_vecs=stack([imp.query_vec for imp in rows]),
-                case_vecs=stack([self._tasks[imp.case_id] for imp in rows]),
-                plan_vecs=stack([self._plans[imp.case_id] for imp in rows]),
+                query_vecs=self._stack([imp.query_vec for imp in rows]),
+                case_vecs=self._stack([self._tasks[imp.case_id] for imp in rows]),
+                plan_vecs=self._stack([self._plans[imp.case_id] for imp in rows]),
                 rewards=np.array([imp.reward for imp in rows], np.float64),
                 credits=np.array([imp.credit for imp in rows], np.float64),
             )

@@ -42,7 +42,7 @@ class Recorded:
 
 
 class Feedback(Cases):
-    _insert_request_sql = (  # the Postgres bank says ON CONFLICT DO NOTHING instead
+    _insert_request_sql = (  # the Postgres bank logs in one statement (postgres/serving.py)
         "INSERT OR IGNORE INTO requests (id, namespace, query, query_vector, scorer,"
         " source, created_at, client_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
     )

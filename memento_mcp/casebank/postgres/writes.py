@@ -19,11 +19,6 @@ from memento_mcp.casebank.postgres.connection import PgConnection, Tx
 
 
 class PgWrites(PgConnection):
-    _insert_request_sql = (
-        "INSERT INTO requests (id, namespace, query, query_vector, scorer, source, created_at,"
-        " client_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
-    )
-
     def _insert_case(self, db: Tx, case: NewCase, vector: np.ndarray) -> tuple[int, bool]:
         digest = content_hash(case.task, case.plan, case.answer)
         stamp = now()
