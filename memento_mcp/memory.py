@@ -41,6 +41,11 @@ _LEXICAL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="memento-lexical
 LEXICAL_WEIGHT = 0.15
 """Share of a candidate's relevance that comes from FTS5 matches on the query's rare words."""
 
+PLAN_CACHE = 20_000
+"""Plan vectors a process keeps (1.5 KB each). A case's plan never changes and a deleted case's
+id is never reused, so a kept vector is never stale; it saves the plan read on each retrieval
+(bench/load.py)."""
+
 
 class Learner(Protocol):
     """The learned retriever as Memory sees it (retriever.online.OnlineTrainer)."""
@@ -93,6 +98,7 @@ class Memory:
         self.index = open_index(bank, self.encoder.dimensions, ann_min_cases=settings.ann_min_cases)
         self.learner = learner
         self._rng = np.random.default_rng()
+        self._plan_cache: dict[int, np.ndarray] = {}
 
     def _text(self, name: str, value: str | None, required: bool = True) -> str:
         return validation.text(name, value, self.settings.max_field_bytes, required)
@@ -211,16 +217,24 @@ class Memory:
     def _plan_vectors(self, case_ids: list[int]) -> np.ndarray:
         """The cases' plan embeddings; a plan is embedded the first time its case is weighed,
         so imports and recorded cases pay nothing for it up front."""
-        vectors, missing = self.bank.plan_vectors(case_ids)
-        if missing:
-            cases = self.bank.cases_by_id(missing)
-            found = [case_id for case_id in missing if case_id in cases]
-            encoded = self.encoder.encode([cases[case_id].plan for case_id in found])
-            if not self.bank.read_only:  # a read-only bank encodes them again next time
-                self.bank.add_plan_vectors(dict(zip(found, encoded, strict=True)))
-            where = {case_id: i for i, case_id in enumerate(case_ids)}
-            vectors[[where[case_id] for case_id in found]] = encoded
-        return vectors
+        cache = self._plan_cache  # shared by the server's threads: read each entry once
+        known = {case_id: v for case_id in case_ids if (v := cache.get(case_id)) is not None}
+        unknown = [case_id for case_id in case_ids if case_id not in known]
+        if unknown:
+            vectors, missing = self.bank.plan_vectors(unknown)
+            fresh = dict(zip(unknown, vectors, strict=True))
+            if missing:
+                cases = self.bank.cases_by_id(missing)  # a case deleted meanwhile keeps its task's
+                plans = [case_id for case_id in missing if case_id in cases]
+                encoded = self.encoder.encode([cases[case_id].plan for case_id in plans])
+                fresh.update(zip(plans, encoded, strict=True))
+                if not self.bank.read_only:
+                    self.bank.add_plan_vectors(dict(zip(plans, encoded, strict=True)))
+            if len(cache) + len(fresh) > PLAN_CACHE:
+                cache.clear()
+            cache.update(fresh)
+            known.update(fresh)
+        return np.stack([known[case_id] for case_id in case_ids])
 
     # -- writing -------------------------------------------------------------------------------
 

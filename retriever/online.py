@@ -28,6 +28,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,11 @@ from retriever.versions import CheckpointError, read_last_run, serving_path
 log = logging.getLogger(__name__)
 
 TIME_LIMIT = 600.0  # seconds a run may take, plan embedding of a large bank included
+REST = 9.0
+"""After a run that took T seconds the next starts no sooner than REST x T later, so training
+keeps to a tenth of one core however fast labels arrive. Under load (bench/load.py: 8 clients,
+a run due every 2 s) back-to-back runs cost the server 8 % of its throughput even at the lowest
+priority; every outcome already counts at once through the cases' evidence and the plan prior."""
 PLAN_WINDOW = 2000
 """Showings a plan prior starts from in a new process (older ones weigh < 0.1 %, plan_prior)."""
 
@@ -56,6 +62,7 @@ class OnlineTrainer:
         keep_checkpoints: int = 5,
         *,
         time_limit: float = TIME_LIMIT,
+        rest: float = REST,
         train_config: Any = None,
     ) -> None:
         self.bank = bank
@@ -63,11 +70,14 @@ class OnlineTrainer:
         self.retrain_every = retrain_every
         self.keep_checkpoints = keep_checkpoints
         self.time_limit = time_limit
+        self.rest = rest
         self.train_config = train_config  # in-thread runs only; the subprocess uses defaults
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
         self._running: str | None = None  # the namespace being trained
         self._waiting: dict[str, int] = {}  # labels since that namespace's last run started
+        self._rest_until = 0.0  # time.monotonic() before which no run starts
+        self._wake: threading.Timer | None = None  # starts a due run when the rest is over
         self._loaded: dict[str, tuple[str, PriorModel | None, str | None]] = {}
         self._last_run: dict[str, dict[str, Any]] = {}
         self._plans: dict[str, PlanPrior] = {}
@@ -103,7 +113,9 @@ class OnlineTrainer:
         """
         model = self.model(namespace)
         with self._plans_lock:
-            plans = self._plans.setdefault(namespace, PlanPrior(plan_vecs.shape[1]))
+            plans = self._plans.get(namespace)
+            if plans is None:
+                plans = self._plans[namespace] = PlanPrior(plan_vecs.shape[1])
             new = self.bank.labelled_showings(namespace, plans.last_id, PLAN_WINDOW)
             if len(new):
                 base = (model.predict(new.query_vecs, new.case_vecs, new.plan_vecs) if model
@@ -127,6 +139,13 @@ class OnlineTrainer:
         due = [ns for ns, n in self._waiting.items() if n >= self.retrain_every]
         if not due:
             return
+        resting = self._rest_until - time.monotonic()
+        if resting > 0:
+            if self._wake is None:
+                self._wake = threading.Timer(resting, self._rested)
+                self._wake.daemon = True
+                self._wake.start()
+            return
         namespace = max(due, key=lambda ns: self._waiting[ns])
         self._waiting[namespace] = 0
         self._running = namespace
@@ -135,7 +154,13 @@ class OnlineTrainer:
         )
         self._worker.start()
 
+    def _rested(self) -> None:
+        with self._lock:
+            self._wake = None
+            self._maybe_start()
+
     def _run(self, namespace: str) -> None:
+        started = time.monotonic()
         try:
             if _bank_file(self.bank) is not None:
                 result = self._run_subprocess(namespace)
@@ -150,6 +175,7 @@ class OnlineTrainer:
         with self._lock:
             self._last_run[namespace] = result
             self._worker, self._running = None, None
+            self._rest_until = time.monotonic() + self.rest * (time.monotonic() - started)
             self._maybe_start()  # labels that arrived during the run may already be due
 
     def _run_subprocess(self, namespace: str) -> dict[str, Any]:

@@ -45,7 +45,7 @@ def test_retrains_in_background_and_promotes(
 def test_labels_arriving_during_training_are_all_kept(
     bank: InMemoryBank, tmp_path: Path, fill_bank: FillBank, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    trainer = OnlineTrainer(bank, tmp_path, retrain_every=40, keep_checkpoints=2,
+    trainer = OnlineTrainer(bank, tmp_path, retrain_every=40, keep_checkpoints=2, rest=0,
                             train_config=TrainConfig(batch_size=64, epochs=5))  # fmt: skip
     running, overlap = [0], []
     original = job.run
@@ -90,7 +90,7 @@ def test_namespaces_learn_apart(bank: InMemoryBank, tmp_path: Path, fill_bank: F
 def test_crash_in_training_keeps_the_active_version(
     bank: InMemoryBank, tmp_path: Path, fill_bank: FillBank
 ) -> None:
-    trainer = OnlineTrainer(bank, tmp_path, retrain_every=1, train_config=CONFIG)
+    trainer = OnlineTrainer(bank, tmp_path, retrain_every=1, rest=0, train_config=CONFIG)
     fill_bank(bank, 300, n_cases=40)
     trainer.notify_labelled("default", 1)
     trainer.wait_idle(timeout=60)
@@ -106,6 +106,36 @@ def test_crash_in_training_keeps_the_active_version(
     status = trainer.status("default")
     assert "disk on fire" in status["last_run"]["reason"]
     assert status["active_version"] == active and trainer.model("default") is not None
+
+
+def test_a_due_run_waits_out_the_rest_after_the_last_one_then_starts_by_itself(
+    bank: InMemoryBank, tmp_path: Path, fill_bank: FillBank, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However fast labels arrive, training keeps to 1 / (1 + rest) of the time."""
+    trainer = OnlineTrainer(bank, tmp_path, retrain_every=10, rest=3.0,
+                            train_config=TrainConfig(batch_size=64, epochs=5))  # fmt: skip
+    spans: list[tuple[float, float]] = []
+    original = job.run
+
+    def timed_run(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        start = time.monotonic()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            spans.append((start, time.monotonic()))
+
+    monkeypatch.setattr(job, "run", timed_run)
+    fill_bank(bank, 60, seed=0)
+    trainer.notify_labelled("default", 10)
+    trainer.wait_idle(timeout=60)
+    trainer.notify_labelled("default", 10)  # due at once, but the first run has just ended
+    assert not trainer.status("default")["training"] and len(spans) == 1
+    deadline = time.monotonic() + 60
+    while len(spans) < 2 and time.monotonic() < deadline:  # no further label arrives
+        time.sleep(0.05)
+    (start1, end1), (start2, _) = spans
+    assert start2 - end1 >= 3.0 * (end1 - start1) * 0.99
+    assert trainer.status("default")["labels_notified"] == 0
 
 
 def test_split_is_by_request() -> None:
