@@ -8,6 +8,7 @@ the CLI, the agent loop and the tests all reach the same code. Checks on input l
 from __future__ import annotations
 
 import functools
+import threading
 import uuid
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +41,12 @@ _LEXICAL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="memento-lexical
 
 LEXICAL_WEIGHT = 0.15
 """Share of a candidate's relevance that comes from FTS5 matches on the query's rare words."""
+
+PLAN_ENCODING_BATCH = 1
+"""Plans are encoded one at a time by one thread at a time. ONNX Runtime keeps the buffers of
+the largest inputs it has seen; server threads each encoding a batch of long plans grew the
+server by 300 MB (bench/load.py, starter bank), and batching gains nothing on a CPU."""
+_PLAN_ENCODING = threading.Lock()
 
 PLAN_CACHE = 20_000
 """Plan vectors a process keeps (1.5 KB each). A case's plan never changes and a deleted case's
@@ -226,7 +233,10 @@ class Memory:
             if missing:
                 cases = self.bank.cases_by_id(missing)  # a case deleted meanwhile keeps its task's
                 plans = [case_id for case_id in missing if case_id in cases]
-                encoded = self.encoder.encode([cases[case_id].plan for case_id in plans])
+                with _PLAN_ENCODING:  # see PLAN_ENCODING_BATCH
+                    encoded = self.encoder.encode(
+                        [cases[case_id].plan for case_id in plans], PLAN_ENCODING_BATCH
+                    )
                 fresh.update(zip(plans, encoded, strict=True))
                 if not self.bank.read_only:
                     self.bank.add_plan_vectors(dict(zip(plans, encoded, strict=True)))

@@ -72,7 +72,7 @@ class PlanPrior:
             penalty = np.full(len(self._moment), RIDGE)
             penalty[-1] = 1e-3  # the intercept (how much better than base, on the whole) is free
             self._weights = np.linalg.solve(self._gram + np.diag(penalty), self._moment)
-        shift = np.clip(_features(plan_vecs) @ self._weights, -CORRECTION, CORRECTION)
+        shift = np.clip(plan_vecs @ self._weights[:-1] + self._weights[-1], -CORRECTION, CORRECTION)
         result: np.ndarray = np.clip(base + shift, 0.02, 0.98)
         return result
 
