@@ -30,11 +30,10 @@ from memento_mcp.models import (
 from memento_mcp.retrieval.encoder import Encoder, shared_encoder
 from memento_mcp.retrieval.index import open_index
 from memento_mcp.settings import Settings
-from retriever.contract import PriorModel
 from retriever.policy import Selection, contextual_evidence, select, worth_weighing
 
 if TYPE_CHECKING:
-    from retriever.online import OnlineTrainer
+    from retriever.online import OnlineTrainer, Weighed
 
 _LEXICAL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="memento-lexical")
 """Where retrieve runs its lexical search, beside the query's encoding."""
@@ -57,9 +56,14 @@ id is never reused, so a kept vector is never stale; it saves the plan read on e
 class Learner(Protocol):
     """The learned retriever as Memory sees it (retriever.online.OnlineTrainer)."""
 
-    def prior(
-        self, namespace: str, query_vec: np.ndarray, case_vecs: np.ndarray, plan_vecs: np.ndarray
-    ) -> tuple[np.ndarray, PriorModel | None]: ...
+    def weigh(
+        self,
+        namespace: str,
+        query_vec: np.ndarray,
+        case_ids: list[int],
+        case_vecs: np.ndarray,
+        plan_vecs: np.ndarray,
+    ) -> Weighed: ...
 
     def notify_labelled(self, namespace: str, n: int) -> None: ...
 
@@ -82,10 +86,15 @@ class LazyLearner:
             keep_checkpoints=self.settings.keep_checkpoints,
         )
 
-    def prior(
-        self, namespace: str, query_vec: np.ndarray, case_vecs: np.ndarray, plan_vecs: np.ndarray
-    ) -> tuple[np.ndarray, PriorModel | None]:
-        return self.trainer.prior(namespace, query_vec, case_vecs, plan_vecs)
+    def weigh(
+        self,
+        namespace: str,
+        query_vec: np.ndarray,
+        case_ids: list[int],
+        case_vecs: np.ndarray,
+        plan_vecs: np.ndarray,
+    ) -> Weighed:
+        return self.trainer.weigh(namespace, query_vec, case_ids, case_vecs, plan_vecs)
 
     def notify_labelled(self, namespace: str, n: int) -> None:
         self.trainer.notify_labelled(namespace, n)
@@ -203,13 +212,14 @@ class Memory:
         chosen = [ids[i] for i in weighed]
         plan_works, model = np.full(len(ids), 0.5), None
         if self.learner and chosen:
-            plan_works[weighed], model = self.learner.prior(
-                namespace, query_vec, vectors[weighed], self._plan_vectors(chosen)
+            learnt = self.learner.weigh(
+                namespace, query_vec, chosen, vectors[weighed], self._plan_vectors(chosen)
             )
+            plan_works[weighed], history, model = learnt.priors, learnt.history, learnt.model
+        else:
+            history = self.bank.case_history(chosen)
         successes, trials = np.zeros(len(ids)), np.zeros(len(ids))
-        successes[weighed], trials[weighed] = contextual_evidence(
-            query_vec, self.bank.case_history(chosen), len(chosen)
-        )
+        successes[weighed], trials[weighed] = contextual_evidence(query_vec, history, len(chosen))
         selection = select(
             closeness,
             plan_works,

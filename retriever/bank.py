@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from retriever.contract import MIN_CREDIT, Showings, TrainingSet, credit_shares
+from retriever.contract import HISTORY, MIN_CREDIT, History, Showings, TrainingSet, credit_shares
 
 
 def _now() -> str:
@@ -159,6 +159,25 @@ class InMemoryBank:
                 plan_vecs=self._stack([self._plans[imp.case_id] for imp in rows]),
                 rewards=np.array([imp.reward for imp in rows], np.float64),
                 credits=np.array([imp.credit for imp in rows], np.float64),
+            )
+
+    def case_history(self, case_ids: list[int], per_case: int = HISTORY) -> History:
+        """Each case's latest labelled showings, grouped in the order asked, newest first."""
+        with self._lock:
+            rows = [
+                (owner, imp)
+                for owner, case_id in enumerate(case_ids)
+                for imp in sorted(
+                    (imp for imp in self._impressions if imp.case_id == case_id
+                     and imp.reward is not None and (imp.credit or 0.0) >= MIN_CREDIT),
+                    key=lambda imp: -imp.id,
+                )[:per_case]
+            ]  # fmt: skip
+            return History(
+                np.array([owner for owner, _ in rows], np.int64),
+                self._stack([imp.query_vec for _, imp in rows]),
+                np.array([imp.reward for _, imp in rows], np.float64),
+                np.array([imp.credit for _, imp in rows], np.float64),
             )
 
     def add_retriever_version(

@@ -8,8 +8,10 @@ lazily, away from serving:
   row, so another process's promotion or rollback is seen on the next request) and loads that
   version's numpy weights once. A file that fails to load means no prior (0.5), with the reason
   in `status()`. Nothing here imports torch.
-- `prior(namespace, ...)` is that model's prior for the candidates, corrected by the namespace's
-  plan prior (retriever.plan_prior), which folds in every process's new outcomes first.
+- `weigh(namespace, ...)` gives the candidates' priors, that model's corrected by the
+  namespace's plan prior (retriever.plan_prior), and their recent outcomes, kept in process
+  (retriever.histories). It first reads the showings labelled since its last call, by any
+  process: they teach the plan prior and retire the kept histories of their cases.
 - `notify_labelled(namespace, n)` counts labels; after `retrain_every` in a namespace one
   training run starts for it (retriever.job), never two runs at once. With a bank in a file the
   run is a subprocess at the lowest priority with one torch thread and a wall-clock cap: the
@@ -29,12 +31,14 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from retriever.contract import Bank, PriorModel
+from retriever.contract import Bank, History, PriorModel
+from retriever.histories import RecentHistories
 from retriever.plan_prior import PlanPrior
 from retriever.scorer import load_model
 from retriever.versions import CheckpointError, read_last_run, serving_path
@@ -49,6 +53,21 @@ a run due every 2 s) back-to-back runs cost the server 8 % of its throughput eve
 priority; every outcome already counts at once through the cases' evidence and the plan prior."""
 PLAN_WINDOW = 2000
 """Showings a plan prior starts from in a new process (older ones weigh < 0.1 %, plan_prior)."""
+
+
+@dataclass
+class Weighed:
+    """The candidates as the learner knows them (OnlineTrainer.weigh)."""
+
+    priors: np.ndarray  # (N,) prior P(help) of each case
+    history: History  # their recent labelled showings (retriever.policy.contextual_evidence)
+    model: PriorModel | None  # the trained model behind the priors, if one serves
+
+
+@dataclass
+class _Learnt:
+    plans: PlanPrior
+    histories: RecentHistories
 
 
 class OnlineTrainer:
@@ -80,8 +99,8 @@ class OnlineTrainer:
         self._wake: threading.Timer | None = None  # starts a due run when the rest is over
         self._loaded: dict[str, tuple[str, PriorModel | None, str | None]] = {}
         self._last_run: dict[str, dict[str, Any]] = {}
-        self._plans: dict[str, PlanPrior] = {}
-        self._plans_lock = threading.Lock()
+        self._learnt: dict[str, _Learnt] = {}  # what this process has folded in, per namespace
+        self._learnt_lock = threading.Lock()
 
     # -- serving ---------------------------------------------------------------------------------
     def model(self, namespace: str) -> PriorModel | None:
@@ -101,30 +120,43 @@ class OnlineTrainer:
             self._loaded[namespace] = loaded  # one assignment: readers see old or new, not half
         return loaded[1]
 
-    def prior(
-        self, namespace: str, query_vec: np.ndarray, case_vecs: np.ndarray, plan_vecs: np.ndarray
-    ) -> tuple[np.ndarray, PriorModel | None]:
-        """(N,) each case's prior P(help): the active model's (0.5 without one), moved by what
-        plans like the case's have earned in this namespace lately (retriever.plan_prior); and
-        the model.
+    def weigh(
+        self,
+        namespace: str,
+        query_vec: np.ndarray,
+        case_ids: list[int],
+        case_vecs: np.ndarray,
+        plan_vecs: np.ndarray,
+    ) -> Weighed:
+        """What ranking needs to know of the candidates `case_ids`: each one's prior P(help)
+        (the active model's, 0.5 without one, moved by what plans like the case's have earned
+        lately in this namespace) and its recent outcomes.
 
         Showings labelled since the last call, by any process, are folded in first: one read,
-        empty unless outcomes arrived.
+        empty unless outcomes arrived. Their cases' histories are read again; the others come
+        from memory (retriever.histories).
         """
         model = self.model(namespace)
-        with self._plans_lock:
-            plans = self._plans.get(namespace)
-            if plans is None:
-                plans = self._plans[namespace] = PlanPrior(plan_vecs.shape[1])
-            new = self.bank.labelled_showings(namespace, plans.last_id, PLAN_WINDOW)
+        with self._learnt_lock:
+            learnt = self._learnt.get(namespace)
+            if learnt is None:
+                learnt = self._learnt[namespace] = _Learnt(
+                    PlanPrior(plan_vecs.shape[1]), RecentHistories(plan_vecs.shape[1])
+                )
+            new = self.bank.labelled_showings(namespace, learnt.plans.last_id, PLAN_WINDOW)
             if len(new):
                 base = (model.predict(new.query_vecs, new.case_vecs, new.plan_vecs) if model
                         else np.full(len(new), 0.5))  # fmt: skip
-                plans.fold(new, base)
+                learnt.plans.fold(new, base)
+                if len(new) == PLAN_WINDOW:  # older new showings were cut off: whose, unknown
+                    learnt.histories.clear()
+                learnt.histories.forget(new.case_ids.tolist())
+            history = learnt.histories.get(case_ids, self.bank.case_history)
             base = model.predict(query_vec, case_vecs, plan_vecs) if model else None
-            return plans.correct(
+            priors = learnt.plans.correct(
                 np.full(len(plan_vecs), 0.5) if base is None else base, plan_vecs
-            ), model
+            )
+        return Weighed(priors, history, model)
 
     # -- learning ----------------------------------------------------------------------------------
     def notify_labelled(self, namespace: str, n: int) -> None:

@@ -232,3 +232,24 @@ def test_what_other_tasks_taught_about_kinds_of_plan_ranks_cases_never_tried(
     assert result.cases[0].similarity < result.cases[1].similarity
     assert memory.bank.plan_vectors([closer, cross_check])[1] == []  # embedded when weighed
     memory.bank.close()
+
+
+def test_outcomes_another_server_records_change_this_ones_next_ranking(
+    any_settings: Settings,
+) -> None:
+    """Two servers on one bank: what one learns about a case reaches the other's next request,
+    although each keeps the histories it has read (retriever.histories)."""
+    settings = any_settings.model_copy(update={"explore": False, "retrain_every": 10**6})
+    here, there = open_memory(settings), open_memory(settings)
+    near = store(here, NEAR, "Follow the guide.")  # one plan: the plan prior moves both alike
+    paraphrase = store(here, PARAPHRASE, "Follow the guide.")
+    for _ in range(3):  # here learns that the nearest case works, and keeps its history
+        result = here.retrieve(TASK, k=1)
+        assert [hit.case_id for hit in result.cases] == [near]
+        here.record_outcome(request_id=result.request_id, reward=1.0, used_case_ids=[near])
+    for _ in range(8):  # there, it keeps failing
+        result = there.retrieve(TASK, k=2)
+        there.record_outcome(request_id=result.request_id, reward=0.0, used_case_ids=[near])
+    assert [hit.case_id for hit in here.retrieve(TASK, k=1).cases] == [paraphrase]
+    here.bank.close()
+    there.bank.close()

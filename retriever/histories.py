@@ -1,0 +1,72 @@
+"""Each case's latest labelled showings, kept in process until an outcome changes them.
+
+Ranking weighs the recent outcomes of every relevant candidate (retriever.policy). Reading them
+from the bank on every retrieval was the largest single cost of learning under load
+(bench/load.py: 8 clients on the starter bank). A case's history changes only when one of its
+showings is labelled, and the learner already reads every newly labelled showing of the
+namespace, from any process (retriever.online). So a kept history is dropped as soon as one of
+its showings is labelled, and read again the next time its case is weighed.
+
+A history is also read again once it is `MAX_AGE` seconds old: on PostgreSQL, outcomes of
+concurrent writers can commit out of id order, and the stream of new showings (outcome id > the
+last one seen) would then miss one; its case's history is never stale for longer than that.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+import numpy as np
+
+from retriever.contract import History
+
+MAX_CASES = 4096
+"""Histories kept per namespace (each at most contract.HISTORY rows of 1.5 KB); beyond it the
+cache starts again empty."""
+
+MAX_AGE = 30.0
+
+
+class RecentHistories:
+    """One namespace's kept histories. Not thread-safe: the learner calls it under its lock."""
+
+    def __init__(self, dimensions: int) -> None:
+        self.dimensions = dimensions
+        self._kept: dict[int, tuple[float, np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def forget(self, case_ids: Iterable[int]) -> None:
+        """These cases' showings were labelled: their kept history is out of date."""
+        for case_id in case_ids:
+            self._kept.pop(case_id, None)
+
+    def clear(self) -> None:
+        self._kept.clear()
+
+    def get(self, case_ids: list[int], read: Callable[[list[int]], History]) -> History:
+        """The cases' histories (as `read` gives them: rows grouped by case in the order asked,
+        newest first), reading only those not kept or too old."""
+        now = time.monotonic()
+        kept = self._kept
+        todo = [i for i in case_ids if i not in kept or now - kept[i][0] > MAX_AGE]
+        if len(kept) + len(todo) > MAX_CASES:
+            kept.clear()
+            todo = list(dict.fromkeys(case_ids))
+        if todo:
+            fresh = read(todo)
+            ends = np.searchsorted(fresh.owner, np.arange(len(todo) + 1))
+            for j, case_id in enumerate(todo):
+                rows = slice(ends[j], ends[j + 1])
+                kept[case_id] = (
+                    now, fresh.queries[rows], fresh.rewards[rows], fresh.credits[rows]
+                )
+        if not case_ids:
+            return read([])
+        parts = [kept[case_id] for case_id in case_ids]
+        sizes = [len(part[2]) for part in parts]
+        return History(
+            np.repeat(np.arange(len(case_ids)), sizes),
+            np.concatenate([part[1] for part in parts]).reshape(-1, self.dimensions),
+            np.concatenate([part[2] for part in parts]),
+            np.concatenate([part[3] for part in parts]),
+        )

@@ -1,0 +1,69 @@
+"""Kept histories read like the bank's, and are read again once their case is labelled."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from retriever import histories
+from retriever.bank import InMemoryBank
+from retriever.contract import History
+from retriever.histories import RecentHistories
+
+FillBank = Callable[..., None]
+
+
+def same(a: History, b: History) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(
+        (a.owner, a.queries, a.rewards, a.credits), (b.owner, b.queries, b.rewards, b.credits),
+        strict=True))  # fmt: skip
+
+
+def counting(bank: InMemoryBank, reads: list[list[int]]) -> Callable[[list[int]], History]:
+    def read(case_ids: list[int]) -> History:
+        reads.append(list(case_ids))
+        return bank.case_history(case_ids)
+
+    return read
+
+
+def test_kept_histories_equal_the_banks_and_only_labelled_cases_are_read_again(
+    bank: InMemoryBank, fill_bank: FillBank
+) -> None:
+    fill_bank(bank, 40, n_cases=12)
+    ids = [int(i) for i in bank.namespace_vectors("default")[0]]
+    kept, reads = RecentHistories(bank.dim), []
+    read = counting(bank, reads)
+    assert same(kept.get(ids[:5], read), bank.case_history(ids[:5]))
+    assert same(kept.get(ids[3:9], read), bank.case_history(ids[3:9]))
+    assert reads == [ids[:5], ids[5:9]]  # the kept ones were not read again
+    fill_bank(bank, 10, seed=1)  # new outcomes, for some of the cases
+    labelled = bank.labelled_showings("default", 0, 10**6).case_ids[-40:].tolist()
+    kept.forget(labelled)
+    assert same(kept.get(ids, read), bank.case_history(ids))
+
+
+def test_a_history_is_read_again_once_it_is_old(
+    bank: InMemoryBank, fill_bank: FillBank, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fill_bank(bank, 20, n_cases=6)
+    ids = [int(i) for i in bank.namespace_vectors("default")[0]]
+    kept, reads = RecentHistories(bank.dim), []
+    kept.get(ids, counting(bank, reads))
+    monkeypatch.setattr(histories, "MAX_AGE", 0.0)
+    kept.get(ids, counting(bank, reads))
+    assert reads == [ids, ids]
+
+
+def test_a_full_cache_starts_again_and_still_answers_every_case(
+    bank: InMemoryBank, fill_bank: FillBank, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(histories, "MAX_CASES", 8)
+    fill_bank(bank, 30, n_cases=12)
+    ids = [int(i) for i in bank.namespace_vectors("default")[0]]
+    kept, reads = RecentHistories(bank.dim), []
+    kept.get(ids[:6], counting(bank, reads))
+    assert same(kept.get(ids[4:10], counting(bank, reads)), bank.case_history(ids[4:10]))
+    assert reads[-1] == ids[4:10]
