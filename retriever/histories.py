@@ -21,9 +21,9 @@ import numpy as np
 
 from retriever.contract import History
 
-MAX_CASES = 4096
-"""Histories kept per namespace (each at most contract.HISTORY rows of 1.5 KB); beyond it the
-cache starts again empty."""
+MAX_CASES = 2048
+"""Histories kept per namespace, each at most contract.HISTORY rows of 1.5 KB (at most 50 MB;
+the starter bank under bench/load.py keeps ~1,300). Beyond it the cache starts again empty."""
 
 MAX_AGE = 30.0
 
