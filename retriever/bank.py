@@ -178,6 +178,7 @@ class InMemoryBank:
                 self._stack([imp.query_vec for _, imp in rows]),
                 np.array([imp.reward for _, imp in rows], np.float64),
                 np.array([imp.credit for _, imp in rows], np.float64),
+                np.array([imp.id for _, imp in rows], np.int64),
             )
 
     def add_retriever_version(

@@ -33,7 +33,7 @@ class RecentHistories:
 
     def __init__(self, dimensions: int) -> None:
         self.dimensions = dimensions
-        self._kept: dict[int, tuple[float, np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._kept: dict[int, tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def forget(self, case_ids: Iterable[int]) -> None:
         """These cases' showings were labelled: their kept history is out of date."""
@@ -58,8 +58,9 @@ class RecentHistories:
             for j, case_id in enumerate(todo):
                 rows = slice(ends[j], ends[j + 1])
                 kept[case_id] = (
-                    now, fresh.queries[rows], fresh.rewards[rows], fresh.credits[rows]
-                )
+                    now, fresh.queries[rows], fresh.rewards[rows], fresh.credits[rows],
+                    fresh.ids[rows],
+                )  # fmt: skip
         if not case_ids:
             return read([])
         parts = [kept[case_id] for case_id in case_ids]
@@ -69,4 +70,5 @@ class RecentHistories:
             np.concatenate([part[1] for part in parts]).reshape(-1, self.dimensions),
             np.concatenate([part[2] for part in parts]),
             np.concatenate([part[3] for part in parts]),
+            np.concatenate([part[4] for part in parts]),
         )

@@ -5,9 +5,12 @@ same idea runs as a contextual bandit that learns from each outcome at once:
 
 - A case's chance of helping a query is a Beta posterior. Its prior mean is what a trained
   model predicts for the case's plan (0.5 without one), worth `PRIOR_WEIGHT` outcomes.
-- The evidence is the case's own outcomes (`contextual_evidence`), each weighted by its credit,
-  by recency (retriever.contract) and by how close the query it was shown for is to this one: a
-  case that works for its own task says little about a different task that shares its words.
+- The evidence is the case's own latest outcomes (`contextual_evidence`), each weighted by its
+  credit, by how close the query it was shown for is to this one (a case that works for its own
+  task says little about a different task that shares its words), and by the chance that it is
+  newer than the last change of what works for the query (retriever.contract.since_change): when
+  the leader starts failing beyond its record, its old successes and its rivals' old failures
+  stop counting, and the rivals are explored again.
 - score = relevance x posterior mean: the estimate of P(help) that retrieval reports and that
   abstention compares with its threshold. `relevance` (how far a case's similarity stands out
   from the other candidates') keeps unrelated cases out. The score only rises with successes and only falls with
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from retriever.contract import History, recency_weights
+from retriever.contract import History, since_change
 
 PRIOR_WEIGHT = 2.0
 """How many outcomes the prior mean is worth: Beta(1, 1) when the prior mean is 0.5."""
@@ -52,10 +55,11 @@ QUERY_KERNEL_WIDTH = 0.05
 
 SHARPNESS = 3.0
 """Thompson draws come from the posterior with its evidence counted this many times over (its
-variance divided by about as much). Recency keeps each case's evidence short (see
-contract.EVIDENCE_HALF_LIFE), so that the mean follows change quickly; sharper draws stop that
-short memory from turning into endless exploration of cases already known to be worse
-(bench/scenarios.py, k4_used: 0.94 of the oracle at 2, namespaces 0.88 at 2 and 0.93 at 3)."""
+variance divided by about as much). Each case's evidence is short (at most contract.HISTORY
+outcomes, cut at the last change), so that the mean follows change quickly; sharper draws stop
+that short memory from turning into endless exploration of cases already known to be worse
+(bench/scenarios.py, k4_used: 0.94 of the oracle at 2, namespaces 0.88 at 2 and 0.93 at 3,
+measured with the former per-case recency)."""
 
 PROPENSITY_DRAWS = 256
 
@@ -104,9 +108,11 @@ def contextual_evidence(
     query_vec: np.ndarray, history: History, n: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """(successes, trials) of each of n candidates from its history, each showing weighted by
-    recency and by how close the query it answered is to this one."""
+    its credit, by how close the query it answered is to this one, and by the chance that no
+    change came after it."""
     closeness = _sigmoid((history.queries @ query_vec - QUERY_KERNEL_MIDPOINT) / QUERY_KERNEL_WIDTH)
-    weights = recency_weights(history.owner, history.credits) * closeness
+    weights = history.credits * closeness
+    weights = weights * since_change(history.owner, history.ids, history.rewards, weights)
     successes = np.bincount(history.owner, weights * history.rewards, minlength=n)
     trials = np.bincount(history.owner, weights, minlength=n)
     return successes, trials

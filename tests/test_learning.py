@@ -11,8 +11,8 @@ import pytest
 
 from memento_mcp.memory import Memory, open_memory
 from memento_mcp.settings import Settings
-from retriever.contract import EVIDENCE_HALF_LIFE, recency_weights
-from retriever.policy import SHARPNESS, posterior, relevance, select
+from retriever.contract import History
+from retriever.policy import SHARPNESS, contextual_evidence, posterior, relevance, select
 
 TASK = "Plan a three day trip to Lisbon on a small budget"
 NEAR = "Plan a three day trip to Lisbon on a tight budget"  # the most similar stored case
@@ -192,13 +192,42 @@ def test_similarity_ranking_ignores_outcomes(any_settings: Settings) -> None:
     memory.bank.close()
 
 
-def test_recency_halves_an_outcome_for_every_half_life_of_newer_credit_in_its_own_case() -> None:
-    owner = np.array([0, 0, 0, 2, 2])
-    credits = np.array([1.0, 1.0, 0.5, 1.0, 4.0])
-    weights = recency_weights(owner, credits)
-    half = 0.5 ** (1 / EVIDENCE_HALF_LIFE)
-    expected = [1.0, half, 0.5 * half**2, 1.0, 4.0 * half]
-    assert weights.tolist() == pytest.approx(expected)
+def leader_and_rival(leader: list[float]) -> tuple[float, float]:
+    """Posterior means of a leader with these outcomes (newest first, all after the rival's) and
+    of a rival whose three outcomes, long ago, all failed; every query the same."""
+    query = np.zeros(8, np.float32)
+    query[0] = 1.0
+    rival = [0.0, 0.0, 0.0]
+    rewards = np.array(leader + rival)
+    history = History(
+        owner=np.array([0] * len(leader) + [1] * len(rival)),
+        queries=np.tile(query, (len(rewards), 1)),
+        rewards=rewards,
+        credits=np.ones(len(rewards)),
+        ids=np.array([*range(200, 200 - len(leader), -1), 30, 20, 10]),
+    )
+    successes, trials = contextual_evidence(query, history, 2)
+    alpha, beta = posterior(np.full(2, 0.5), successes, trials)
+    mean = alpha / (alpha + beta)
+    return float(mean[0]), float(mean[1])
+
+
+def test_when_the_leader_fails_beyond_its_record_the_cases_that_failed_before_come_back() -> None:
+    """Issue 9, change over time: after 13 successes a case fails three times in a row. What
+    works has likely changed, so a rival's failures from before the change stop holding it back
+    (it was not followed since, so nothing newer of its own could outweigh them): it now ranks
+    above the leader. With per-case recency alone the rival stayed at 0.22, below a leader at 0.55."""
+    leader, rival = leader_and_rival([0.0, 0.0, 0.0] + [1.0] * 13)
+    assert rival > leader
+    assert leader < 0.45
+
+
+def test_a_leader_that_fails_within_its_record_keeps_its_rank_and_rivals_their_record() -> None:
+    """One failure in 16 is what a 0.85 case does: nothing changed, so nothing is explored again
+    for it (bench/scenarios.py k4_used)."""
+    leader, rival = leader_and_rival([0.0] + [1.0] * 15)
+    assert leader > 0.8
+    assert rival < 0.35
 
 
 TOPICS = ["the population of the city", "the author of the novel", "the height of the mountain",

@@ -161,7 +161,7 @@ class Learning(Connection):
         if not case_ids:
             return History(
                 np.zeros(0, np.int64), np.zeros((0, self.dimensions), np.float32),
-                np.zeros(0), np.zeros(0),
+                np.zeros(0), np.zeros(0), np.zeros(0, np.int64),
             )  # fmt: skip
         latest = (
             "SELECT * FROM (SELECT ? AS owner, impressions.id AS id, requests.query_vector,"
@@ -176,11 +176,12 @@ class Learning(Connection):
         rows = self._query(
             " UNION ALL ".join([latest] * len(case_ids)) + " ORDER BY owner, id DESC", params
         )
-        owner, _, blobs, rewards, credits = zip(*rows) if rows else ((), (), (), (), ())
+        owner, ids, blobs, rewards, credits = zip(*rows) if rows else ((), (), (), (), ())
         queries = np.frombuffer(b"".join(blobs), np.float32).reshape(len(blobs), self.dimensions)
         return History(
-            np.array(owner, dtype=np.int64), queries, np.array(rewards), np.array(credits)
-        )
+            np.array(owner, dtype=np.int64), queries, np.array(rewards), np.array(credits),
+            np.array(ids, dtype=np.int64),
+        )  # fmt: skip
 
     def add_retriever_version(
         self, version: str, path: str, metrics: dict[str, Any], namespace: str | None = None

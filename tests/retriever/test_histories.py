@@ -17,7 +17,8 @@ FillBank = Callable[..., None]
 
 def same(a: History, b: History) -> bool:
     return all(np.array_equal(x, y) for x, y in zip(
-        (a.owner, a.queries, a.rewards, a.credits), (b.owner, b.queries, b.rewards, b.credits),
+        (a.owner, a.queries, a.rewards, a.credits, a.ids),
+        (b.owner, b.queries, b.rewards, b.credits, b.ids),
         strict=True))  # fmt: skip
 
 

@@ -35,11 +35,12 @@ class PgLearning(PgConnection):
                 np.zeros((0, DIMENSIONS), np.float32),
                 np.zeros(0),
                 np.zeros(0),
+                np.zeros(0, np.int64),
             )
         rows = self._run(
-            "SELECT c.i, r.query_vector, h.reward, h.credit"
+            "SELECT c.i, r.query_vector, h.reward, h.credit, h.id"
             " FROM unnest(%s::bigint[]) WITH ORDINALITY AS c(case_id, i)"
-            " CROSS JOIN LATERAL (SELECT impressions.request_id, impressions.reward,"
+            " CROSS JOIN LATERAL (SELECT impressions.id, impressions.request_id, impressions.reward,"
             "   coalesce(impressions.credit, 1.0) AS credit FROM impressions"
             "   WHERE impressions.case_id = c.case_id AND impressions.reward IS NOT NULL"
             "   AND coalesce(impressions.credit, 1.0) >= %s"
@@ -55,6 +56,7 @@ class PgLearning(PgConnection):
             queries.reshape(len(rows), DIMENSIONS),
             np.array([row[2] for row in rows], dtype=np.float64),
             np.array([row[3] for row in rows], dtype=np.float64),
+            np.array([row[4] for row in rows], dtype=np.int64),
         )
 
     def add_retriever_version(
