@@ -43,8 +43,8 @@ LEXICAL_WEIGHT = 0.15
 
 PLAN_ENCODING_BATCH = 1
 """Plans are encoded one at a time by one thread at a time. ONNX Runtime keeps the buffers of
-the largest inputs it has seen; server threads each encoding a batch of long plans grew the
-server by 300 MB (bench/load.py, starter bank), and batching gains nothing on a CPU."""
+the largest inputs it has seen: server threads each encoding a batch of long plans grew the
+server by 310 MB over a load run, one plan at a time by 57 MB (bench/load.py, starter bank)."""
 _PLAN_ENCODING = threading.Lock()
 
 PLAN_CACHE = 20_000
