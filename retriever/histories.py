@@ -46,6 +46,8 @@ class RecentHistories:
     def get(self, case_ids: list[int], read: Callable[[list[int]], History]) -> History:
         """The cases' histories (as `read` gives them: rows grouped by case in the order asked,
         newest first), reading only those not kept or too old."""
+        if not case_ids:
+            return read([])
         now = time.monotonic()
         kept = self._kept
         todo = [i for i in case_ids if i not in kept or now - kept[i][0] > MAX_AGE]
@@ -61,8 +63,6 @@ class RecentHistories:
                     now, fresh.queries[rows], fresh.rewards[rows], fresh.credits[rows],
                     fresh.ids[rows],
                 )  # fmt: skip
-        if not case_ids:
-            return read([])
         parts = [kept[case_id] for case_id in case_ids]
         sizes = [len(part[2]) for part in parts]
         return History(

@@ -207,7 +207,8 @@ class OnlineTrainer:
         with self._lock:
             self._last_run[namespace] = result
             self._worker, self._running = None, None
-            self._rest_until = time.monotonic() + self.rest * (time.monotonic() - started)
+            ended = time.monotonic()
+            self._rest_until = ended + self.rest * (ended - started)
             self._maybe_start()  # labels that arrived during the run may already be due
 
     def _run_subprocess(self, namespace: str) -> dict[str, Any]:
