@@ -30,7 +30,7 @@ from memento_mcp.models import (
 from memento_mcp.retrieval.encoder import Encoder, shared_encoder
 from memento_mcp.retrieval.index import open_index
 from memento_mcp.settings import Settings
-from retriever.policy import Selection, contextual_evidence, select, worth_weighing
+from retriever.policy import Selection, contextual_evidence, relevance, select, worth_weighing
 
 if TYPE_CHECKING:
     from retriever.online import OnlineTrainer, Weighed
@@ -208,7 +208,8 @@ class Memory:
             return select(closeness, closeness, nothing, nothing, k, False, self._rng), "cosine"
         # Only candidates relevant enough to be shown are worth a model's forward and a read of
         # their outcomes; the others keep the neutral prior and no evidence (policy.worth_weighing).
-        weighed = worth_weighing(closeness)
+        rel = relevance(closeness)
+        weighed = worth_weighing(rel)
         chosen = [ids[i] for i in weighed]
         plan_works, model = np.full(len(ids), 0.5), None
         if self.learner and chosen:
@@ -228,6 +229,7 @@ class Memory:
             k,
             self.settings.explore,
             self._rng,
+            rel,
         )
         return selection, "evidence" if model is None else f"evidence+{model.version}"
 

@@ -99,9 +99,9 @@ def relevance(similarity: np.ndarray) -> np.ndarray:
     return result
 
 
-def worth_weighing(similarity: np.ndarray) -> np.ndarray:
-    """Indices of the candidates whose outcomes can change what is shown."""
-    return np.flatnonzero(relevance(similarity) >= EVIDENCE_RELEVANCE)
+def worth_weighing(rel: np.ndarray) -> np.ndarray:
+    """Indices of the candidates whose outcomes can change what is shown, by their relevance."""
+    return np.flatnonzero(rel >= EVIDENCE_RELEVANCE)
 
 
 def contextual_evidence(
@@ -136,11 +136,13 @@ def select(
     k: int,
     explore: bool,
     rng: np.random.Generator,
+    rel: np.ndarray | None = None,
 ) -> Selection:
-    """Pick k of the N candidates; see the module docstring."""
+    """Pick k of the N candidates; see the module docstring. `rel`: relevance(similarity),
+    when the caller has already computed it."""
     n = len(similarity)
     k = min(k, n)
-    rel = relevance(similarity)
+    rel = relevance(similarity) if rel is None else rel
     alpha, beta = posterior(prior, successes, trials)
     mean = alpha / (alpha + beta)
     scores = rel * mean
@@ -166,8 +168,9 @@ def select(
         )
         return rel[columns] * theta + tie[columns]
 
-    shown = columns[np.argsort(-draw(1)[0], kind="stable")[:k]]
-    top = np.argpartition(-draw(PROPENSITY_DRAWS), k - 1, axis=1)[:, :k]  # (draws, k)
+    drawn = draw(1 + PROPENSITY_DRAWS)  # the first row is the draw that is shown
+    shown = columns[np.argsort(-drawn[0], kind="stable")[:k]]
+    top = np.argpartition(-drawn[1:], k - 1, axis=1)[:, :k]  # (draws, k)
     included = np.bincount(columns[top].ravel(), minlength=n)
     # The draw that was shown is one more sample in which each shown case made the top k.
     propensities = [(included[i] + 1) / (PROPENSITY_DRAWS + 1) for i in shown]

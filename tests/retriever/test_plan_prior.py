@@ -76,3 +76,22 @@ def test_one_case_that_keeps_working_does_not_make_its_failing_kind_look_good() 
     prior.fold(showings(np.repeat(good[:1], 30, axis=0), [1.0] * 30, [0] * 30, 1), np.full(30, 0.5))
     prior.fold(showings(good[1:7], [0.0] * 6, list(range(1, 7)), 2), np.full(6, 0.5))
     assert prior.correct(np.full(3, 0.5), good[7:]).max() < 0.5
+
+
+def test_priors_after_many_small_batches_match_the_ridge_solved_from_scratch() -> None:
+    """Outcomes arrive a few at a time and each retrieval reads the priors between them (the
+    solver then starts from its previous answer): they stay those of the exact ridge fit."""
+    rng = np.random.default_rng(4)
+    plans = rng.standard_normal((60, DIM))
+    plans /= np.linalg.norm(plans, axis=1, keepdims=True)
+    prior, exact = PlanPrior(DIM), PlanPrior(DIM)
+    for batch in range(150):
+        picked = rng.integers(0, 60, size=int(rng.integers(1, 5)))
+        rewards = (plans[picked, 0] + 0.3 * rng.standard_normal(len(picked)) > 0).astype(float)
+        taught_now = showings(plans[picked], rewards.tolist(), picked.tolist(), batch + 1)
+        prior.fold(taught_now, np.full(len(picked), 0.5))
+        exact.fold(taught_now, np.full(len(picked), 0.5))
+        exact._inverse = None  # no earlier system to start from: solved from scratch
+        np.testing.assert_allclose(
+            prior.correct(np.full(60, 0.5), plans), exact.correct(np.full(60, 0.5), plans), atol=1e-3
+        )
