@@ -80,7 +80,7 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 class EncoderHead(nn.Module):
     """Fine-tunes the sentence encoder end to end under a `PriorHead` (Memento's classifier).
 
-    Memento's pairs carry one case text, so it serves as both the task and the plan.
+    It encodes the case's task text only, which serves as both the task and the plan.
     """
 
     def __init__(self, encoder: nn.Module, config: HeadConfig) -> None:
