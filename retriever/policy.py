@@ -109,16 +109,17 @@ def worth_weighing(rel: np.ndarray) -> np.ndarray:
 
 def contextual_evidence(
     query_vec: np.ndarray, history: History, n: int
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, float]:
     """(successes, trials) of each of n candidates from its history, each showing weighted by
     its credit, by how close the query it answered is to this one, and by the chance that no
-    change came after it."""
+    change came after it; and the chance that nothing changed within the histories at all."""
     closeness = _sigmoid((history.queries @ query_vec - QUERY_KERNEL_MIDPOINT) / QUERY_KERNEL_WIDTH)
     weights = history.credits * closeness
-    weights = weights * since_change(history.owner, history.ids, history.rewards, weights)
+    unchanged = since_change(history.owner, history.ids, history.rewards, weights)
+    weights = weights * unchanged
     successes = np.bincount(history.owner, weights * history.rewards, minlength=n)
     trials = np.bincount(history.owner, weights, minlength=n)
-    return successes, trials
+    return successes, trials, float(unchanged.min(initial=1.0))
 
 
 def posterior(

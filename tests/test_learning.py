@@ -192,9 +192,10 @@ def test_similarity_ranking_ignores_outcomes(any_settings: Settings) -> None:
     memory.bank.close()
 
 
-def leader_and_rival(leader: list[float]) -> tuple[float, float]:
+def leader_and_rival(leader: list[float]) -> tuple[float, float, float]:
     """Posterior means of a leader with these outcomes (newest first, all after the rival's) and
-    of a rival whose three outcomes, long ago, all failed; every query the same."""
+    of a rival whose three outcomes, long ago, all failed; every query the same. Third: the
+    chance that nothing changed, by which the learnt priors are kept (Memory._rank)."""
     query = np.zeros(8, np.float32)
     query[0] = 1.0
     rival = [0.0, 0.0, 0.0]
@@ -206,28 +207,31 @@ def leader_and_rival(leader: list[float]) -> tuple[float, float]:
         credits=np.ones(len(rewards)),
         ids=np.array([*range(200, 200 - len(leader), -1), 30, 20, 10]),
     )
-    successes, trials = contextual_evidence(query, history, 2)
+    successes, trials, unchanged = contextual_evidence(query, history, 2)
     alpha, beta = posterior(np.full(2, 0.5), successes, trials)
     mean = alpha / (alpha + beta)
-    return float(mean[0]), float(mean[1])
+    return float(mean[0]), float(mean[1]), unchanged
 
 
 def test_when_the_leader_fails_beyond_its_record_the_cases_that_failed_before_come_back() -> None:
     """Issue 9, change over time: after 13 successes a case fails three times in a row. What
     works has likely changed, so a rival's failures from before the change stop holding it back
     (it was not followed since, so nothing newer of its own could outweigh them): it now ranks
-    above the leader. With per-case recency alone the rival stayed at 0.22, below a leader at 0.55."""
-    leader, rival = leader_and_rival([0.0, 0.0, 0.0] + [1.0] * 13)
+    above the leader. With per-case recency alone the rival stayed at 0.22, below a leader at 0.55.
+    The priors learnt from the same past (the trained model's, the plan prior's) fade too."""
+    leader, rival, unchanged = leader_and_rival([0.0, 0.0, 0.0] + [1.0] * 13)
     assert rival > leader
     assert leader < 0.45
+    assert unchanged < 0.1
 
 
 def test_a_leader_that_fails_within_its_record_keeps_its_rank_and_rivals_their_record() -> None:
     """One failure in 16 is what a 0.85 case does: nothing changed, so nothing is explored again
     for it (bench/scenarios.py k4_used)."""
-    leader, rival = leader_and_rival([0.0] + [1.0] * 15)
+    leader, rival, unchanged = leader_and_rival([0.0] + [1.0] * 15)
     assert leader > 0.8
     assert rival < 0.35
+    assert unchanged > 0.4
 
 
 TOPICS = ["the population of the city", "the author of the novel", "the height of the mountain",
