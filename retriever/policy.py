@@ -4,7 +4,9 @@ Memento frames case selection as soft Q-learning, mu(c | s) ∝ exp(Q(s, c) / al
 same idea runs as a contextual bandit that learns from each outcome at once:
 
 - A case's chance of helping a query is a Beta posterior. Its prior mean is what a trained
-  model predicts for the case's plan (0.5 without one), worth `PRIOR_WEIGHT` outcomes.
+  model predicts for the case's plan (0.5 without one), worth `PRIOR_WEIGHT` outcomes, drawn
+  toward 0.5 by the chance that what works changed within the candidates' outcomes (the prior
+  was learnt from that past; memento_mcp.memory.Memory._rank).
 - The evidence is the case's own latest outcomes (`contextual_evidence`), each weighted by its
   credit, by how close the query it was shown for is to this one (a case that works for its own
   task says little about a different task that shares its words), and by the chance that it is
