@@ -143,6 +143,10 @@ class InMemoryBank:
                 for imp in self._impressions
             )
 
+    def generation(self) -> None:
+        """No sign of change kept: the learner reads on every retrieval."""
+        return None
+
     def labelled_showings(self, namespace: str, after: int, limit: int) -> Showings:
         with self._lock:
             rows = sorted(

@@ -4,9 +4,9 @@ Retrieval learns from every outcome at once through each case's evidence (retrie
 the trained model only sets the prior for cases without evidence, so it can be retrained
 lazily, away from serving:
 
-- `model(namespace)` is called on every request. It asks the bank which version is active (one
-  row, so another process's promotion or rollback is seen on the next request) and loads that
-  version's numpy weights once. A file that fails to load means no prior (0.5), with the reason
+- `model(namespace)` asks the bank which version is active (one row, read on every request after
+  anything was committed, so another process's promotion or rollback is seen on the next
+  request) and loads that version's numpy weights once. A file that fails to load means no prior (0.5), with the reason
   in `status()`. Nothing here imports torch.
 - `weigh(namespace, ...)` gives the candidates' priors, that model's corrected by the
   namespace's plan prior (retriever.plan_prior), and their recent outcomes, kept in process
@@ -68,6 +68,8 @@ class Weighed:
 class _Learnt:
     plans: PlanPrior
     histories: RecentHistories
+    model: PriorModel | None = None  # the namespace's active model when the bank was last read
+    generation: object | None = None  # the bank's generation then (Bank.generation)
 
 
 class OnlineTrainer:
@@ -132,31 +134,39 @@ class OnlineTrainer:
         (the active model's, 0.5 without one, moved by what plans like the case's have earned
         lately in this namespace) and its recent outcomes.
 
-        Showings labelled since the last call, by any process, are folded in first: one read,
-        empty unless outcomes arrived. Their cases' histories are read again; the others come
-        from memory (retriever.histories).
+        When the bank changed since the last call (Bank.generation), the active model is looked
+        up and the showings labelled meanwhile, by any process, are folded in first. Their cases'
+        histories are read again; the others come from memory (retriever.histories).
         """
-        model = self.model(namespace)
         with self._learnt_lock:
             learnt = self._learnt.get(namespace)
             if learnt is None:
                 learnt = self._learnt[namespace] = _Learnt(
                     PlanPrior(plan_vecs.shape[1]), RecentHistories(plan_vecs.shape[1])
                 )
-            new = self.bank.labelled_showings(namespace, learnt.plans.last_id, PLAN_WINDOW)
-            if len(new):
-                base = (model.predict(new.query_vecs, new.case_vecs, new.plan_vecs) if model
-                        else np.full(len(new), 0.5))  # fmt: skip
-                learnt.plans.fold(new, base)
-                if len(new) == PLAN_WINDOW:  # older new showings were cut off: whose, unknown
-                    learnt.histories.clear()
-                learnt.histories.forget(new.case_ids.tolist())
+            generation = self.bank.generation()  # before the reads: what they miss moves it
+            if generation is None or generation != learnt.generation:
+                learnt.model = self.model(namespace)
+                self._fold_new_showings(namespace, learnt)
+                learnt.generation = generation
+            model = learnt.model
             history = learnt.histories.get(case_ids, self.bank.case_history)
             base = model.predict(query_vec, case_vecs, plan_vecs) if model else None
             priors = learnt.plans.correct(
                 np.full(len(plan_vecs), 0.5) if base is None else base, plan_vecs
             )
         return Weighed(priors, history, model)
+
+    def _fold_new_showings(self, namespace: str, learnt: _Learnt) -> None:
+        new = self.bank.labelled_showings(namespace, learnt.plans.last_id, PLAN_WINDOW)
+        model = learnt.model
+        if len(new):
+            base = (model.predict(new.query_vecs, new.case_vecs, new.plan_vecs) if model
+                    else np.full(len(new), 0.5))  # fmt: skip
+            learnt.plans.fold(new, base)
+            if len(new) == PLAN_WINDOW:  # older new showings were cut off: whose, unknown
+                learnt.histories.clear()
+            learnt.histories.forget(new.case_ids.tolist())
 
     # -- learning ----------------------------------------------------------------------------------
     def notify_labelled(self, namespace: str, n: int) -> None:

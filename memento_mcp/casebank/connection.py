@@ -81,6 +81,7 @@ class Connection:
         self.encoder_name = encoder_name
         self.read_only = files.is_read_only(self.path) if read_only is None else read_only
         self._lock = threading.RLock()
+        self._commits = 0  # by this connection: data_version counts only the others'
         try:
             if self.read_only:
                 conn = files.connect_read_only(self.path)
@@ -126,6 +127,7 @@ class Connection:
                     self.db.rollback()
                     raise
                 self.db.execute("COMMIT")
+                self._commits += 1
             except sqlite3.Error as exc:
                 self.db.rollback()
                 raise files.access_error(self.path, exc, "write to") from exc
@@ -144,3 +146,9 @@ class Connection:
     def data_version(self) -> int:
         """Changes whenever another connection commits (SQLite's PRAGMA data_version)."""
         return int(self._query("PRAGMA data_version")[0][0])
+
+    def generation(self) -> tuple[int, int]:
+        """Changes whenever anything is committed to the bank, by any connection: the learner
+        skips its reads of new outcomes and of the active model while it stays the same."""
+        with self._lock:
+            return self.data_version(), self._commits

@@ -158,6 +158,10 @@ class PgConnection(Connection):
         """Unused: nothing in-process mirrors a Postgres bank (vector search runs in the database)."""
         return 0
 
+    def generation(self) -> None:
+        """No cheap sign of other replicas' commits: the learner reads on every retrieval."""
+        return None
+
     @contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
         """psycopg's errors as the bank's: the one place they are translated."""
