@@ -128,7 +128,7 @@ def posterior(
     prior: np.ndarray, successes: np.ndarray, trials: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Beta posterior parameters (alpha, beta) of each case's chance of helping."""
-    prior = np.clip(prior, 1e-6, 1 - 1e-6)
+    prior = np.minimum(np.maximum(prior, 1e-6), 1 - 1e-6)  # np.clip costs twice as much
     alpha = PRIOR_WEIGHT * prior + successes
     beta = PRIOR_WEIGHT * (1.0 - prior) + (trials - successes)
     return alpha, np.maximum(beta, 1e-6)
@@ -154,16 +154,17 @@ def select(
     scores = rel * mean
     # A hair of similarity breaks exact ties (equal posteriors) in favour of the closer case.
     tie = 1e-9 * similarity
-    if not explore or not np.any(trials > 0):
+    evidence = trials > 0
+    if not explore or not evidence.any():
         order = np.argsort(-(scores + tie), kind="stable")[:k]
         inclusion = np.zeros(n)
         inclusion[order] = 1.0
-        return Selection([int(i) for i in order], [1.0] * len(order), scores, inclusion)
+        return Selection(order.tolist(), [1.0] * len(order), scores, inclusion)
 
     # Only cases with evidence are drawn; the others keep their mean, so of those only the k
     # best can ever make a draw's top k. Drawing over just these columns is exact, and cheap.
-    tried = np.flatnonzero(trials > 0)
-    fixed = np.flatnonzero(trials <= 0)
+    tried = evidence.nonzero()[0]
+    fixed = (~evidence).nonzero()[0]
     fixed = fixed[np.argsort(-(scores[fixed] + tie[fixed]), kind="stable")[:k]]
     columns = np.concatenate([tried, fixed])
 
@@ -179,8 +180,6 @@ def select(
     top = np.argpartition(-drawn[1:], k - 1, axis=1)[:, :k]  # (draws, k)
     included = np.bincount(columns[top].ravel(), minlength=n)
     # The draw that was shown is one more sample in which each shown case made the top k.
-    propensities = [(included[i] + 1) / (PROPENSITY_DRAWS + 1) for i in shown]
-    return Selection(
-        [int(i) for i in shown], propensities, scores, included / PROPENSITY_DRAWS
-    )
+    propensities = (included[shown] + 1) / (PROPENSITY_DRAWS + 1)
+    return Selection(shown.tolist(), propensities.tolist(), scores, included / PROPENSITY_DRAWS)
 
