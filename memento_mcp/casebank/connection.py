@@ -81,7 +81,7 @@ class Connection:
         self.encoder_name = encoder_name
         self.read_only = files.is_read_only(self.path) if read_only is None else read_only
         self._lock = threading.RLock()
-        self._commits = 0  # by this connection: data_version counts only the others'
+        self._commits = 0  # this connection's, but retrieval logs (generation())
         try:
             if self.read_only:
                 conn = files.connect_read_only(self.path)
@@ -115,8 +115,9 @@ class Connection:
             self.db.close()
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite_utils.Database]:
-        """One atomic write: all of it commits, or none of it does."""
+    def _write(self, *, retrieval_log: bool = False) -> Iterator[sqlite_utils.Database]:
+        """One atomic write: all of it commits, or none of it does. A `retrieval_log` (what
+        was shown for a request, nothing labelled yet) leaves generation() where it was."""
         self.require_writable()
         with self._lock:
             try:
@@ -127,7 +128,7 @@ class Connection:
                     self.db.rollback()
                     raise
                 self.db.execute("COMMIT")
-                self._commits += 1
+                self._commits += not retrieval_log
             except sqlite3.Error as exc:
                 self.db.rollback()
                 raise files.access_error(self.path, exc, "write to") from exc
@@ -148,7 +149,8 @@ class Connection:
         return int(self._query("PRAGMA data_version")[0][0])
 
     def generation(self) -> tuple[int, int]:
-        """Changes whenever anything is committed to the bank, by any connection: the learner
-        skips its reads of new outcomes and of the active model while it stays the same."""
+        """Changes whenever anything the learner reads may have changed: a commit by another
+        connection, or one of ours other than a retrieval's log. While it stays the same the
+        learner skips its reads of new outcomes and of the active model."""
         with self._lock:
             return self.data_version(), self._commits

@@ -63,7 +63,8 @@ class Feedback(Cases):
         Returns False, writing nothing, when request_id is already logged (re-imports).
         """
         stamp = now()
-        with self._write() as db:
+        unlabelled = all(shown.reward is None for shown in impressions)  # imports bring rewards
+        with self._write(retrieval_log=unlabelled) as db:
             inserted = db.execute(
                 self._insert_request_sql,
                 (request_id, namespace, query, to_blob(query_vector), scorer, source, stamp,

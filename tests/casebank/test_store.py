@@ -101,6 +101,25 @@ def test_outcomes_credit_the_shown_cases_and_become_their_history(
     bank.close()
 
 
+def test_the_generation_moves_with_outcomes_and_other_writers_not_with_retrieval_logs(
+    tmp_path: Path,
+) -> None:
+    """The learner skips its reads while the generation stays put, so everything it reads must
+    move it: this connection's outcomes and any commit by another connection."""
+    bank, other = CaseBank(tmp_path / "bank.db"), CaseBank(tmp_path / "bank.db")
+    (case, _), = bank.add_cases([(NewCase("default", "task", "plan", reward=1.0), VECTOR)])
+    before = bank.generation()
+    bank.log_request("r1", "default", "q", VECTOR, "evidence", [Impression(case, 1, 0.5, 0.5)])
+    assert bank.generation() == before
+    bank.record_outcome(1.0, "r1", None, None)
+    labelled = bank.generation()
+    assert labelled != before
+    other.log_request("r2", "default", "q", VECTOR, "evidence", [Impression(case, 1, 0.5, 0.5)])
+    assert bank.generation() != labelled
+    bank.close()
+    other.close()
+
+
 def test_a_duplicate_case_is_stored_once_and_its_id_returned(bank_location: str | Path) -> None:
     bank = open_bank(bank_location)
     case = NewCase("default", "task", "plan", "answer", reward=1.0)
