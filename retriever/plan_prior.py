@@ -11,16 +11,17 @@ It fits what the trained model (or the neutral 0.5) gets wrong: target = reward 
 = [plan vector, 1], ridge penalty `RIDGE` on the plan weights, each showing weighted by its
 credit. Old showings fade with a half-life of `HALF_LIFE` showings, so a kind of plan that used
 to work and now fails loses its prior too. The state is two sufficient statistics per
-namespace, folded in as outcomes arrive (one matrix product per batch) and solved lazily, so a
-retrieval pays for a solve only after new outcomes. A showing's base is the prior of whatever
-model served when it was folded in; after a promotion those residuals fade like any others.
-Torch-free: the server runs it.
+namespace, folded in as outcomes arrive and solved lazily: a retrieval pays for a solve only
+once the showings folded in since the last one carry `STALE` of the weight. A showing's base is
+the prior of whatever model served when it was folded in; after a promotion those residuals
+fade like any others. Torch-free: the server runs it.
 
 The solve is the costly part under load, where nearly every retrieval finds new outcomes: 1.4 ms
-from scratch for 385 unknowns. Between two retrievals the system moves only by a fade and a few
+from scratch for 385 unknowns. Between two solves the system moves only by a fade and a few
 showings, so conjugate gradients from the last weights, preconditioned with the inverse of an
-earlier system, reach the answer in a handful of matrix-vector products (0.5 ms on the starter
-bank's plans); the inverse is computed again when they stop converging within `CG_STEPS`.
+earlier system (in float32: half the memory traffic), reach the answer in a handful of
+matrix-vector products (0.4 ms on the starter bank's plans); the inverse is computed again when
+they stop converging within `CG_STEPS`. A fold only scales a number and appends rows (`FLUSH`).
 """
 
 from __future__ import annotations
@@ -52,6 +53,12 @@ solution's."""
 CG_STEPS = 8
 """Steps conjugate gradients may take before the preconditioner is computed again (5.4 ms)."""
 
+STALE = 0.05
+"""The weights are solved again once the showings folded in since the last solve carry this
+share of all the (faded) weight: the first ~20 showings each get a solve, a namespace that has
+seen hundreds one per ~7 showings, since each moves the fit by little more than its share. Under
+bench/load.py's mix that is a solve per ~3 outcomes instead of one per outcome."""
+
 FLUSH = 64
 """Newly folded rows kept apart from the gram matrix until this many: each costs every solve
 step a little, and joining them costs one pass over the matrix."""
@@ -73,8 +80,9 @@ class PlanPrior:
         self._moment = np.zeros(dimensions + 1)
         self._penalty = np.full(dimensions + 1, RIDGE)
         self._penalty[-1] = 1e-3  # the intercept (how much better than base, on the whole) is free
-        self._weights: np.ndarray | None = np.zeros(dimensions + 1)
-        self._solved = self._weights  # the last weights solved for: where the next solve starts
+        self._weights = np.zeros(dimensions + 1)
+        self._weight = 0.0  # of all showings folded in, faded
+        self._unsolved = 0.0  # of those folded in since the weights were last solved
         self._inverse: np.ndarray | None = None  # an earlier system's inverse: the preconditioner
 
     def fold(self, showings: Showings, base: np.ndarray) -> None:
@@ -97,13 +105,14 @@ class PlanPrior:
                 self._flush()
             self._moment *= decay
             self._moment += x.T @ (w * (showings.rewards - base))
-            self._weights = None
+            self._weight = self._weight * decay + float(w.sum())
+            self._unsolved = self._unsolved * decay + float(w.sum())
         self.last_id = max(self.last_id, showings.last_id)
 
     def correct(self, base: np.ndarray, plan_vecs: np.ndarray) -> np.ndarray:
         """(N,) the base priors of N cases moved by what their plans' kind has earned."""
-        if self._weights is None:
-            self._weights = self._solved = self._solve()
+        if self._unsolved > STALE * self._weight:
+            self._weights, self._unsolved = self._solve(), 0.0
         shift = np.clip(plan_vecs @ self._weights[:-1] + self._weights[-1], -CORRECTION, CORRECTION)
         result: np.ndarray = np.clip(base + shift, 0.02, 0.98)
         return result
@@ -124,7 +133,7 @@ class PlanPrior:
     def _solve(self) -> np.ndarray:
         if self._inverse is not None:
             weights = _conjugate_gradients(
-                self._times_system, self._moment, self._inverse, self._solved
+                self._times_system, self._moment, self._inverse, self._weights
             )
             if weights is not None:
                 return weights
