@@ -14,6 +14,7 @@ last one seen) would then miss one; its case's history is never stale for longer
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable
 
@@ -29,19 +30,29 @@ MAX_AGE = 30.0
 
 
 class RecentHistories:
-    """One namespace's kept histories. Not thread-safe: the learner calls it under its lock."""
+    """One namespace's kept histories, shared by the server's threads.
+
+    Reads from the bank run outside the lock: a thread waiting on the bank's connection must not
+    hold up every other retrieval (bench/load.py). A history read while an outcome was being
+    folded in may predate it, so it serves that retrieval but is not kept."""
 
     def __init__(self, dimensions: int) -> None:
         self.dimensions = dimensions
         self._kept: dict[int, tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._lock = threading.Lock()
+        self._forgotten = 0  # forget() and clear() calls so far
 
     def forget(self, case_ids: Iterable[int]) -> None:
         """These cases' showings were labelled: their kept history is out of date."""
-        for case_id in case_ids:
-            self._kept.pop(case_id, None)
+        with self._lock:
+            self._forgotten += 1
+            for case_id in case_ids:
+                self._kept.pop(case_id, None)
 
     def clear(self) -> None:
-        self._kept.clear()
+        with self._lock:
+            self._forgotten += 1
+            self._kept.clear()
 
     def get(self, case_ids: list[int], read: Callable[[list[int]], History]) -> History:
         """The cases' histories (as `read` gives them: rows grouped by case in the order asked,
@@ -49,26 +60,33 @@ class RecentHistories:
         if not case_ids:
             return read([])
         now = time.monotonic()
-        kept = self._kept
-        todo = [i for i in case_ids if i not in kept or now - kept[i][0] > MAX_AGE]
-        if len(kept) + len(todo) > MAX_CASES:
-            kept.clear()
-            todo = list(dict.fromkeys(case_ids))
+        with self._lock:
+            kept = self._kept
+            todo = [i for i in case_ids if i not in kept or now - kept[i][0] > MAX_AGE]
+            if len(kept) + len(todo) > MAX_CASES:
+                kept.clear()
+                todo = list(dict.fromkeys(case_ids))
+            waiting = set(todo)
+            parts = {case_id: kept[case_id] for case_id in case_ids if case_id not in waiting}
+            forgotten = self._forgotten
         if todo:
             fresh = read(todo)
             ends = np.searchsorted(fresh.owner, np.arange(len(todo) + 1))
             for j, case_id in enumerate(todo):
                 rows = slice(ends[j], ends[j + 1])
-                kept[case_id] = (
+                parts[case_id] = (
                     now, fresh.queries[rows], fresh.rewards[rows], fresh.credits[rows],
                     fresh.ids[rows],
                 )  # fmt: skip
-        parts = [kept[case_id] for case_id in case_ids]
-        sizes = [len(part[2]) for part in parts]
+            with self._lock:
+                if self._forgotten == forgotten:
+                    self._kept.update((case_id, parts[case_id]) for case_id in todo)
+        ordered = [parts[case_id] for case_id in case_ids]
+        sizes = [len(part[2]) for part in ordered]
         return History(
             np.repeat(np.arange(len(case_ids)), sizes),
-            np.concatenate([part[1] for part in parts]).reshape(-1, self.dimensions),
-            np.concatenate([part[2] for part in parts]),
-            np.concatenate([part[3] for part in parts]),
-            np.concatenate([part[4] for part in parts]),
+            np.concatenate([part[1] for part in ordered]).reshape(-1, self.dimensions),
+            np.concatenate([part[2] for part in ordered]),
+            np.concatenate([part[3] for part in ordered]),
+            np.concatenate([part[4] for part in ordered]),
         )

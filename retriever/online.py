@@ -144,29 +144,37 @@ class OnlineTrainer:
                 learnt = self._learnt[namespace] = _Learnt(
                     PlanPrior(plan_vecs.shape[1]), RecentHistories(plan_vecs.shape[1])
                 )
-            generation = self.bank.generation()  # before the reads: what they miss moves it
-            if generation is None or generation != learnt.generation:
-                learnt.model = self.model(namespace)
-                self._fold_new_showings(namespace, learnt)
-                learnt.generation = generation
+        generation = self.bank.generation()  # before the reads: what they miss moves it
+        if generation is None or generation != learnt.generation:
+            self._catch_up(namespace, learnt, generation)
+        history = learnt.histories.get(case_ids, self.bank.case_history)
+        with self._learnt_lock:
             model = learnt.model
-            history = learnt.histories.get(case_ids, self.bank.case_history)
             base = model.predict(query_vec, case_vecs, plan_vecs) if model else None
             priors = learnt.plans.correct(
                 np.full(len(plan_vecs), 0.5) if base is None else base, plan_vecs
             )
         return Weighed(priors, history, model)
 
-    def _fold_new_showings(self, namespace: str, learnt: _Learnt) -> None:
-        new = self.bank.labelled_showings(namespace, learnt.plans.last_id, PLAN_WINDOW)
-        model = learnt.model
-        if len(new):
-            base = (model.predict(new.query_vecs, new.case_vecs, new.plan_vecs) if model
-                    else np.full(len(new), 0.5))  # fmt: skip
-            learnt.plans.fold(new, base)
-            if len(new) == PLAN_WINDOW:  # older new showings were cut off: whose, unknown
-                learnt.histories.clear()
-            learnt.histories.forget(new.case_ids.tolist())
+    def _catch_up(self, namespace: str, learnt: _Learnt, generation: object | None) -> None:
+        """Look up the active model and fold in the showings labelled since the last look. The
+        reads run outside the lock, so that a thread waiting on the bank holds up no other
+        retrieval (bench/load.py); if another thread folded first, what its reads missed was
+        committed after its look at the generation, which has therefore moved again."""
+        model = self.model(namespace)
+        after = learnt.plans.last_id
+        new = self.bank.labelled_showings(namespace, after, PLAN_WINDOW)
+        with self._learnt_lock:
+            if learnt.plans.last_id != after:
+                return
+            if len(new):
+                base = (model.predict(new.query_vecs, new.case_vecs, new.plan_vecs) if model
+                        else np.full(len(new), 0.5))  # fmt: skip
+                learnt.plans.fold(new, base)
+                if len(new) == PLAN_WINDOW:  # older new showings were cut off: whose, unknown
+                    learnt.histories.clear()
+                learnt.histories.forget(new.case_ids.tolist())
+            learnt.model, learnt.generation = model, generation
 
     # -- learning ----------------------------------------------------------------------------------
     def notify_labelled(self, namespace: str, n: int) -> None:

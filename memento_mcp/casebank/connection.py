@@ -82,6 +82,7 @@ class Connection:
         self.read_only = files.is_read_only(self.path) if read_only is None else read_only
         self._lock = threading.RLock()
         self._commits = 0  # this connection's, but retrieval logs (generation())
+        self._data_version = 0  # as last read
         try:
             if self.read_only:
                 conn = files.connect_read_only(self.path)
@@ -146,11 +147,15 @@ class Connection:
 
     def data_version(self) -> int:
         """Changes whenever another connection commits (SQLite's PRAGMA data_version)."""
-        return int(self._query("PRAGMA data_version")[0][0])
+        self._data_version = int(self._query("PRAGMA data_version")[0][0])
+        return self._data_version
 
     def generation(self) -> tuple[int, int]:
         """Changes whenever anything the learner reads may have changed: a commit by another
         connection, or one of ours other than a retrieval's log. While it stays the same the
-        learner skips its reads of new outcomes and of the active model."""
-        with self._lock:
-            return self.data_version(), self._commits
+        learner skips its reads of new outcomes and of the active model.
+
+        Other connections' commits count as of the last data_version() read, which the vector
+        index makes on every retrieval before ranking (retrieval.index): one read fewer on the
+        connection every thread of the server waits for (bench/load.py)."""
+        return self._data_version, self._commits

@@ -68,3 +68,23 @@ def test_a_full_cache_starts_again_and_still_answers_every_case(
     kept.get(ids[:6], counting(bank, reads))
     assert same(kept.get(ids[4:10], counting(bank, reads)), bank.case_history(ids[4:10]))
     assert reads[-1] == ids[4:10]
+
+
+def test_a_history_read_while_its_case_was_labelled_is_not_kept(
+    bank: InMemoryBank, fill_bank: FillBank
+) -> None:
+    """Another thread folds an outcome in while this one reads: what it read may predate the
+    outcome, so it serves this retrieval only and the next one reads again."""
+    fill_bank(bank, 20, n_cases=6)
+    ids = [int(i) for i in bank.namespace_vectors("default")[0]]
+    kept, reads = RecentHistories(bank.dim), []
+
+    def read_while_labelled(case_ids: list[int]) -> History:
+        reads.append(list(case_ids))
+        history = bank.case_history(case_ids)
+        kept.forget([ids[0]])
+        return history
+
+    assert same(kept.get(ids, read_while_labelled), bank.case_history(ids))
+    kept.get(ids, counting(bank, reads))
+    assert reads == [ids, ids]
