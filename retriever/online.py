@@ -6,8 +6,8 @@ lazily, away from serving:
 
 - `model(namespace)` asks the bank which version is active (one row, read on every request after
   anything was committed, so another process's promotion or rollback is seen on the next
-  request) and loads that version's numpy weights once. A file that fails to load means no prior (0.5), with the reason
-  in `status()`. Nothing here imports torch.
+  request) and loads that version's numpy weights once. A file that fails to load means no
+  prior (0.5), with the reason in `status()`. Nothing here imports torch.
 - `weigh(namespace, ...)` gives the candidates' priors, that model's corrected by the
   namespace's plan prior (retriever.plan_prior), and their recent outcomes, kept in process
   (retriever.histories). It first reads the showings labelled since its last call, by any
