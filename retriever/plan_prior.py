@@ -57,7 +57,8 @@ STALE = 0.05
 """The weights are solved again once the showings folded in since the last solve carry this
 share of all the (faded) weight: the first ~20 showings each get a solve, a namespace that has
 seen hundreds one per ~7 showings, since each moves the fit by little more than its share. Under
-bench/load.py's mix that is a solve per ~3 outcomes instead of one per outcome."""
+bench/load.py's mix (2-3 showings per outcome) that is about a solve per 3 outcomes, not one
+per outcome."""
 
 FLUSH = 64
 """Newly folded rows kept apart from the gram matrix until this many: each costs every solve

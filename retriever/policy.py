@@ -70,7 +70,7 @@ PROPENSITY_DRAWS = 128
 """Further draws that estimate the shown cases' propensities. The relative standard error of a
 propensity p is sqrt((1 - p) / (p x 129)): 8.8 % at p = 0.5, 26 % at 0.1, below which training
 clips 1/p anyway (retriever.train). 256 draws halve the variance and cost every explored
-retrieval 0.06 ms more (bench/load.py: learning on ran at 0.86 of learning off with them)."""
+retrieval about 0.06 ms more (in process, bench/load.py's mix on the starter bank)."""
 
 EVIDENCE_RELEVANCE = 0.01
 """Candidates less relevant than this are ranked without reading their outcomes: their score
