@@ -9,8 +9,8 @@ three ways, all in this process:
 
 - similarity: `MEMENTO_RANKING=similarity`, the baseline (what other memory servers do);
 - learned: the default path: read the history of each candidate relevant enough to be shown,
-  weigh it by query closeness and recency, Thompson-sample the top 4 and estimate propensities
-  from 256 draws;
+  weigh it by query closeness and by the chance that nothing changed since (contract.since_change),
+  Thompson-sample the top 4 and estimate propensities from policy.PROPENSITY_DRAWS draws;
 - learned + prior: the same with a trained prior model's numpy forward over the candidates worth
   weighing (those relevant enough to be shown, policy.worth_weighing).
 
