@@ -8,9 +8,10 @@ so every candidate of a query has a history to read. Per query, the 50 nearest c
 three ways, all in this process:
 
 - similarity: `MEMENTO_RANKING=similarity`, the baseline (what other memory servers do);
-- learned: the default path: read the history of each candidate relevant enough to be shown,
-  weigh it by query closeness and by the chance that nothing changed since (contract.since_change),
-  Thompson-sample the top 4 and estimate propensities from policy.PROPENSITY_DRAWS draws;
+- learned: the default path (retriever.online): read the history of each candidate relevant
+  enough to be shown (kept in process once read), weigh it by query closeness and by the chance
+  that nothing changed since (contract.since_change), Thompson-sample the top 4 and estimate
+  propensities from policy.PROPENSITY_DRAWS draws;
 - learned + prior: the same with a trained prior model's numpy forward over the candidates worth
   weighing (those relevant enough to be shown, policy.worth_weighing).
 
@@ -37,6 +38,7 @@ from memento_mcp.memory import Memory
 from memento_mcp.retrieval.encoder import ENCODER_NAME
 from memento_mcp.settings import Settings
 from retriever.contract import PriorModel
+from retriever.online import OnlineTrainer
 from retriever.scorer import load_model
 
 K = 4
@@ -55,17 +57,15 @@ class NoEncoder:
         raise AssertionError("the ranking bench does not encode")
 
 
-class Serving:
-    """A learner that serves one trained model and never retrains: ranking's cost alone."""
+class Serving(OnlineTrainer):
+    """The server's learner, never retraining, serving `model` if given: ranking's cost alone."""
 
-    def __init__(self, model: PriorModel) -> None:
+    def __init__(self, bank: CaseBank, home: Path, model: PriorModel | None = None) -> None:
+        super().__init__(bank, home / "retriever", retrain_every=10**9)
         self._model = model
 
-    def model(self, namespace: str) -> PriorModel:
+    def model(self, namespace: str) -> PriorModel | None:
         return self._model
-
-    def notify_labelled(self, namespace: str, n: int) -> None:
-        pass
 
 
 def unit(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -136,10 +136,12 @@ def main() -> None:
     results: dict[str, list[float]] = {"similarity": [], "learned": [], "learned + prior": []}
     modes = {
         "similarity": Memory(bank, Settings(home=home, ranking="similarity"), NoEncoder()),
-        "learned": Memory(bank, Settings(home=home), NoEncoder()),
+        "learned": Memory(bank, Settings(home=home), NoEncoder(), Serving(bank, home)),
     }
     if model is not None:
-        modes["learned + prior"] = Memory(bank, Settings(home=home), NoEncoder(), Serving(model))
+        modes["learned + prior"] = Memory(
+            bank, Settings(home=home), NoEncoder(), Serving(bank, home, model)
+        )
     for _ in range(args.repeats):
         query = vectors[rng.integers(0, args.cases)] + 0.3 * unit(rng, 1)[0]
         query /= np.linalg.norm(query)
