@@ -2,10 +2,10 @@
 
 Outcomes are the retriever's training signal, so a token that reported false rewards (memory
 poisoning) leaves two marks: the per-case evidence its labels moved, and any prior model trained
-on them. `revoke_client` removes the first in one transaction (casebank/provenance.py), so a
-server started afterwards ranks as if the labels had never come (one already running keeps them
-in its plan prior until it restarts, and in its kept histories for up to histories.MAX_AGE
-seconds: not yet fixed, issue 9's notes); for the second, every namespace it
+on them. `revoke_client` removes the first in one transaction (casebank/provenance.py) and logs
+the revocation, so the very next retrieval of any server on the bank ranks as if the labels had
+never come (a running server rebuilds what it learnt in process, retriever.online); for the
+second, every namespace it
 touched goes back to the prior model it served before `since` (or to none), and is retrained
 through the usual path (retriever.job.run: embed plans, train, value off-policy, promote only
 when better) on what remains.

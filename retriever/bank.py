@@ -147,6 +147,10 @@ class InMemoryBank:
         """No sign of change kept: the learner reads on every retrieval."""
         return None
 
+    def revocations(self) -> int:
+        """Nothing here is ever revoked."""
+        return 0
+
     def labelled_showings(self, namespace: str, after: int, limit: int) -> Showings:
         with self._lock:
             rows = sorted(

@@ -70,6 +70,7 @@ class _Learnt:
     histories: RecentHistories
     model: PriorModel | None = None  # the namespace's active model when the bank was last read
     generation: object | None = None  # the bank's generation then (Bank.generation)
+    revocations: int | None = None  # and its newest revocation (Bank.revocations)
 
 
 class OnlineTrainer:
@@ -161,11 +162,17 @@ class OnlineTrainer:
         reads run outside the lock, so that a thread waiting on the bank holds up no other
         retrieval (bench/load.py); if another thread folded first, what its reads missed was
         committed after its look at the generation, which has therefore moved again."""
-        model = self.model(namespace)
-        after = learnt.plans.last_id
+        model, revocations = self.model(namespace), self.bank.revocations()
+        with self._learnt_lock:
+            if revocations != learnt.revocations:  # labels were taken back: learn again
+                learnt.plans = PlanPrior(learnt.histories.dimensions)  # from the bank's showings
+                learnt.histories.clear()
+                learnt.revocations = revocations
+            plans = learnt.plans
+            after = plans.last_id
         new = self.bank.labelled_showings(namespace, after, PLAN_WINDOW)
         with self._learnt_lock:
-            if learnt.plans.last_id != after:
+            if learnt.plans is not plans or plans.last_id != after:
                 return
             if len(new):
                 base = (model.predict(new.query_vecs, new.case_vecs, new.plan_vecs) if model

@@ -286,3 +286,24 @@ def test_outcomes_another_server_records_change_this_ones_next_ranking(
     assert [hit.case_id for hit in here.retrieve(TASK, k=1).cases] == [paraphrase]
     here.bank.close()
     there.bank.close()
+
+
+def test_a_revocation_reaches_a_running_servers_next_ranking(any_settings: Settings) -> None:
+    """A poisoner's failures pushed the nearest case down on a running server; once another
+    process revokes them, that server's next request ranks as if they had never come, although
+    it had folded them into its plan prior and kept the case's history."""
+    settings = any_settings.model_copy(update={"explore": False, "retrain_every": 10**6})
+    here = open_memory(settings)
+    near = store(here, NEAR, "Answer from memory.")
+    paraphrase = store(here, PARAPHRASE, "Check two travel sites, then answer.")
+    for _ in range(4):
+        result = here.retrieve(TASK, k=2)
+        here.record_outcome(
+            request_id=result.request_id, reward=0.0, used_case_ids=[near], client_id="mallory"
+        )
+    assert [hit.case_id for hit in here.retrieve(TASK, k=1).cases] == [paraphrase]
+    there = open_memory(settings)  # the CLI's `outcomes revoke`, in another process
+    assert there.bank.revoke_client("mallory", "1970-01-01T00:00:00")["outcomes"] == 4
+    assert [hit.case_id for hit in here.retrieve(TASK, k=1).cases] == [near]
+    here.bank.close()
+    there.bank.close()

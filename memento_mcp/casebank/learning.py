@@ -127,6 +127,10 @@ class Learning(Connection):
             credits=np.array([row[6] for row in rows], dtype=np.float64),
         )
 
+    def revocations(self) -> int:
+        """The newest revocation's number, 0 before any: the learner rebuilds when it moves."""
+        return int(self._query("SELECT coalesce(max(seq), 0) FROM revocations")[0][0])
+
     def plans_to_embed(self, limit: int = 256) -> list[tuple[int, str]]:
         """(case_id, plan) of cases whose plan has no embedding yet, oldest first."""
         rows = self._query(

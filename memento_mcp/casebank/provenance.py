@@ -6,7 +6,7 @@ from collections.abc import Collection
 from typing import Any
 
 from memento_mcp.casebank.cases import _delete_cases, _json
-from memento_mcp.casebank.connection import Connection
+from memento_mcp.casebank.connection import Connection, now
 from memento_mcp.models import POSITIVE_REWARD
 
 
@@ -98,6 +98,10 @@ class Provenance(Connection):
             namespaces |= {row[1] for row in cases}
             _delete_cases(db, [int(row[0]) for row in cases])
             db.conn.executemany("DELETE FROM outcomes WHERE id = ?", [(row[0],) for row in outcomes])
+            db.execute(
+                "INSERT INTO revocations (client_id, since, revoked_at) VALUES (?, ?, ?)",
+                (client_id, since, now()),
+            )
         return {
             "outcomes": len(outcomes),
             "labels": labels,

@@ -145,12 +145,22 @@ def _v5_provenance(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS cases_client ON cases (client_id, created_at)")
 
 
+def _v6_revocations(db: sqlite_utils.Database) -> None:
+    # Each revocation (memento_mcp.revocation): whose outcomes, from when, done when. A server
+    # already running sees a new row and rebuilds what it learnt in process (retriever.online).
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS revocations (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " client_id TEXT NOT NULL, since TEXT NOT NULL, revoked_at TEXT NOT NULL)"
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial,
     _v2_learning,
     _v3_case_deletions,
     _v4_history_index,
     _v5_provenance,
+    _v6_revocations,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

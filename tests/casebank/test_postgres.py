@@ -157,7 +157,7 @@ def test_a_v1_database_gains_provenance_and_its_old_outcomes_are_nobodys(
                 " VALUES ('old', NULL, 1.0, '2026-01-01T00:00:00.000+00:00')"
             )
         bank = open_bank(url)
-        assert bank.stats()["schema_version"] == SCHEMA_VERSION == 2
+        assert bank.stats()["schema_version"] == SCHEMA_VERSION == 3
         case = NewCase("default", "Who wrote Dune?", "Search", "Herbert", 1.0, client_id="alice")
         first = bank.record_outcome(1.0, None, (case, VECTOR), None, "alice")
         assert bank.get_case(first.case_id).client_id == "alice"  # type: ignore[arg-type]
