@@ -22,8 +22,8 @@ def test_a_v4_bank_upgrades_and_old_outcomes_are_nobodys(tmp_path: Path) -> None
         db.execute(f"PRAGMA user_version = {version}")
     db.conn.commit()
     db.close()
-    old = CaseBank(path)  # opening migrates v4 -> v5
-    assert old.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+    old = CaseBank(path)  # opening migrates v4 -> v5, and on
+    assert old.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
     case = NewCase("default", "Who wrote Dune?", "Search", "Herbert", 1.0)
     first = old.record_outcome(1.0, None, (case, VECTOR), None)  # no client: as before v5
     assert old.get_case(first.case_id).client_id is None  # type: ignore[arg-type]
