@@ -5,10 +5,9 @@ poisoning) leaves two marks: the per-case evidence its labels moved, and any pri
 on them. `revoke_client` removes the first in one transaction (casebank/provenance.py) and logs
 the revocation, so the very next retrieval of any server on the bank ranks as if the labels had
 never come (a running server rebuilds what it learnt in process, retriever.online); for the
-second, every namespace it
-touched goes back to the prior model it served before `since` (or to none), and is retrained
-through the usual path (retriever.job.run: embed plans, train, value off-policy, promote only
-when better) on what remains.
+second, every namespace it touched goes back to the prior model it served before `since` (or to
+none), and is retrained through the usual path (retriever.job.run: embed plans, train, value
+off-policy, promote only when better) on what remains.
 """
 
 from __future__ import annotations
