@@ -82,8 +82,7 @@ class PlanPrior:
         self._penalty = np.full(dimensions + 1, RIDGE)
         self._penalty[-1] = 1e-3  # the intercept (how much better than base, on the whole) is free
         self._weights = np.zeros(dimensions + 1)
-        self._weight = 0.0  # of all showings folded in, faded
-        self._unsolved = 0.0  # of those folded in since the weights were last solved
+        self._unsolved = 0.0  # faded weight of the showings folded in since the last solve
         self._inverse: np.ndarray | None = None  # an earlier system's inverse: the preconditioner
 
     def fold(self, showings: Showings, base: np.ndarray) -> None:
@@ -106,13 +105,14 @@ class PlanPrior:
                 self._flush()
             self._moment *= decay
             self._moment += x.T @ (w * (showings.rewards - base))
-            self._weight = self._weight * decay + float(w.sum())
             self._unsolved = self._unsolved * decay + float(w.sum())
         self.last_id = max(self.last_id, showings.last_id)
 
     def correct(self, base: np.ndarray, plan_vecs: np.ndarray) -> np.ndarray:
         """(N,) the base priors of N cases moved by what their plans' kind has earned."""
-        if self._unsolved > STALE * self._weight:
+        # The intercept's feature is 1, so its gram entry is the faded weight of every showing.
+        weight = self._scale * (self._gram[-1, -1] + self._recent_w.sum())
+        if self._unsolved > STALE * weight:
             self._weights, self._unsolved = self._solve(), 0.0
         shift = np.clip(plan_vecs @ self._weights[:-1] + self._weights[-1], -CORRECTION, CORRECTION)
         result: np.ndarray = np.clip(base + shift, 0.02, 0.98)
@@ -154,10 +154,14 @@ def _conjugate_gradients(
     start: np.ndarray,
 ) -> np.ndarray | None:
     """Solve system @ x = target from `start`, or None if CG_STEPS do not reach CG_TOLERANCE."""
+
+    def precondition(residual: np.ndarray) -> np.ndarray:
+        return (preconditioner @ residual.astype(np.float32)).astype(np.float64)
+
     x = start.copy()
     residual = target - times_system(x)
     goal = CG_TOLERANCE * max(float(np.linalg.norm(target)), 1e-12)
-    z = (preconditioner @ residual.astype(np.float32)).astype(np.float64)
+    z = precondition(residual)
     direction, rz = z, float(residual @ z)
     for _ in range(CG_STEPS):
         if float(np.linalg.norm(residual)) <= goal:
@@ -166,7 +170,7 @@ def _conjugate_gradients(
         step = rz / float(direction @ moved)
         x += step * direction
         residual -= step * moved
-        z = (preconditioner @ residual.astype(np.float32)).astype(np.float64)
+        z = precondition(residual)
         rz, previous = float(residual @ z), rz
         direction = z + (rz / previous) * direction
     return x if float(np.linalg.norm(residual)) <= goal else None
