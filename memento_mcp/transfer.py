@@ -97,16 +97,32 @@ def _import_cases(
             NewCase(namespace, r.task, r.plan, r.answer, r.reward, "import", r.metadata)
             for r in batch
         ]
-        for digest, (case_id, _) in zip(
-            (hashes[i] for i in fresh[start : start + batch_size]),
-            memory.bank.add_cases(list(zip(new, vectors, strict=True))),
-            strict=True,
+        added = [case_id for case_id, _ in
+                 memory.bank.add_cases(list(zip(new, vectors, strict=True)))]  # fmt: skip
+        for digest, case_id in zip(
+            (hashes[i] for i in fresh[start : start + batch_size]), added, strict=True
         ):
             known[digest] = case_id
+        _embed_plans(memory, batch, added)
         report.added += len(batch)
         if progress:
             progress(start + len(batch), len(fresh))
     return [known[digest] for digest in hashes]
+
+def _embed_plans(memory: Memory, batch: list[Record], case_ids: list[int]) -> None:
+    """Embed the plans of the cases whose tasks were encoded here, so that a server ranks them
+    from its first retrieval without encoding plans on the request path (bench/load.py: the
+    starter bank's plans, embedded one at a time as cases were first weighed, cost the first
+    minute under load about a third of its throughput). Cases imported with their vectors (a
+    file exported --with-embeddings, possibly millions) and cases recorded later are embedded
+    when first weighed."""
+    todo = [(case_id, r.plan) for case_id, r in zip(case_ids, batch, strict=True)
+            if r.embedding is None]  # fmt: skip
+    if todo:
+        vectors = memory.encoder.encode([plan for _, plan in todo])
+        ids = [case_id for case_id, _ in todo]
+        memory.bank.add_plan_vectors(dict(zip(ids, vectors, strict=True)))
+
 
 def _vectors(encoder: Encoder, batch: list[Record]) -> np.ndarray:
     """The records' embeddings: the ones they carry, the encoder's for the rest."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from memento_mcp import transfer
@@ -47,6 +48,16 @@ def test_dummy_memo_round_trips(memory: Memory, anchors: Path, tmp_path: Path) -
     out = tmp_path / "dummy.jsonl"
     transfer.export_file(memory, out, "dummy_memo")
     assert out.read_text().splitlines() == source.read_text().splitlines()
+
+
+def test_imported_cases_arrive_with_their_plans_embedded(memory: Memory, anchors: Path) -> None:
+    """A server ranks imported cases without encoding their plans on the request path."""
+    transfer.import_file(memory, anchors / "dummy_memo.jsonl")
+    cases = list(memory.bank.iter_cases())
+    vectors, missing = memory.bank.plan_vectors([case.case_id for case in cases])
+    assert missing == [] and memory.bank.plans_to_embed() == []
+    expected = memory.encoder.encode([case.plan for case in cases])
+    np.testing.assert_allclose(vectors, expected, atol=1e-4)
 
 
 def test_malformed_lines_are_reported_by_number_and_nothing_is_imported(
