@@ -72,11 +72,12 @@ class RecentHistories:
         if todo:
             fresh = read(todo)
             ends = np.searchsorted(fresh.owner, np.arange(len(todo) + 1))
+            queries = fresh.queries.astype(np.float16)  # a copy: a kept row pins no read
             for j, case_id in enumerate(todo):
                 rows = slice(ends[j], ends[j + 1])
                 parts[case_id] = (
-                    now, fresh.queries[rows], fresh.rewards[rows], fresh.credits[rows],
-                    fresh.ids[rows],
+                    now, queries[rows].copy(), fresh.rewards[rows].copy(),
+                    fresh.credits[rows].copy(), fresh.ids[rows].copy(),
                 )  # fmt: skip
             with self._lock:
                 if self._forgotten == forgotten:
@@ -85,7 +86,9 @@ class RecentHistories:
         sizes = [len(part[2]) for part in ordered]
         return History(
             np.repeat(np.arange(len(case_ids)), sizes),
-            np.concatenate([part[1] for part in ordered]).reshape(-1, self.dimensions),
+            np.concatenate([part[1] for part in ordered], dtype=np.float32).reshape(
+                -1, self.dimensions
+            ),
             np.concatenate([part[2] for part in ordered]),
             np.concatenate([part[3] for part in ordered]),
             np.concatenate([part[4] for part in ordered]),
