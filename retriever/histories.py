@@ -23,8 +23,10 @@ import numpy as np
 from retriever.contract import History
 
 MAX_CASES = 2048
-"""Histories kept per namespace, each at most contract.HISTORY rows of 1.5 KB (at most 50 MB;
-the starter bank under bench/load.py keeps ~1,300). Beyond it the cache starts again empty."""
+"""Histories kept per namespace, each at most contract.HISTORY rows of 0.8 KB: a query vector in
+half precision (3 significant digits: a showing's closeness to a query moves by < 0.005), which
+halves the cache (at most 25 MB; the starter bank under bench/load.py keeps ~1,200 cases, 4 MB
+after three runs). Beyond it the cache starts again empty."""
 
 MAX_AGE = 30.0
 
