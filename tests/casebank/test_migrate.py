@@ -11,13 +11,13 @@ from memento_mcp.casebank import CaseBank, Impression, NewCase, open_bank
 from memento_mcp.cli import app
 
 TABLES = ("cases", "embeddings", "plan_embeddings", "requests", "impressions", "outcomes",
-          "retriever_versions")  # fmt: skip
+          "retriever_versions", "revocations")  # fmt: skip
 
 
 def fill(path: Path, checkpoints: Path) -> CaseBank:
     """A bank with a bit of everything: pending and answered cases in two namespaces, a deleted
     case, plan vectors, requests with labelled and unlabelled impressions, a promoted version,
-    and who made each request and reported each outcome (schema v5's client_id)."""
+    who made each request and reported each outcome (schema v5's client_id), and a revocation."""
     rng = np.random.default_rng(1)
     bank = CaseBank(path)
     ids = []
@@ -48,6 +48,7 @@ def fill(path: Path, checkpoints: Path) -> CaseBank:
             bank.record_outcome(float(r % 4 == 0), f"req{r}", None, used, client)
     free = NewCase("default", "free", "standing", "x", 1.0, client_id="bob")
     bank.record_outcome(1.0, None, (free, np.ones(384)), None, "bob")
+    bank.revoke_client("mallory", "2026-01-01T00:00:00")  # taught nothing, but it is on record
     checkpoints.mkdir()
     (checkpoints / "q1.pt").write_bytes(b"torch")
     (checkpoints / "q1.npz").write_bytes(b"serving weights")
@@ -91,6 +92,8 @@ def test_migrate_copies_every_table_and_a_rerun_adds_nothing(
     assert version is not None and version["version"] == "q1"
     weights = target._query("SELECT weights FROM retriever_versions WHERE version = 'q1'")
     assert bytes(weights[0][0]) == b"serving weights"
+    revoked = "SELECT seq, client_id, since FROM revocations"
+    assert target._query(revoked) == source._query(revoked) and target.revocations() == 1
 
     again = runner.invoke(app, args)  # re-runnable: nothing is added twice
     assert again.exit_code == 0, again.output

@@ -55,6 +55,7 @@ TABLES = (
     Table("retriever_versions", ("version", "path", "metrics", "created_at", "promoted_at",
                                  "active", "namespace", "weights"), "version",
           "version, path, metrics, created_at, promoted_at, active, namespace, NULL"),
+    Table("revocations", ("seq", "client_id", "since", "revoked_at"), "seq"),
 )  # fmt: skip
 INDEXES = {"embeddings_hnsw": HNSW_INDEX, "cases_tsv": TSV_INDEX}
 VECTOR_COLUMNS = {("embeddings", "vector"), ("plan_embeddings", "vector")}
@@ -184,10 +185,11 @@ def _advance_sequences(source: CaseBank, target: PostgresBank) -> None:
         str(row[0]): int(row[1]) for row in source._query("SELECT name, seq FROM sqlite_sequence")
     }
     with target._write() as db:
-        for table in ("cases", "impressions", "outcomes"):
+        for table, key in (("cases", "id"), ("impressions", "id"), ("outcomes", "id"),
+                           ("revocations", "seq")):  # fmt: skip
             floor = int(given.get(table, 0))
             db.run(
-                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
-                f" greatest(%s, (SELECT coalesce(max(id), 0) FROM {table}), 1))",
+                f"SELECT setval(pg_get_serial_sequence('{table}', '{key}'),"
+                f" greatest(%s, (SELECT coalesce(max({key}), 0) FROM {table}), 1))",
                 (floor,),
             )
