@@ -186,8 +186,8 @@ MALLOC_ARENAS = 2
 core, and keeps what each heap once held. The server's worker threads each allocate the
 learned ranking's arrays, and the server grew 41 MB in its first minute under bench/load.py
 against 13 MB with learning off. With two heaps (in process, 8 threads on the starter bank, 3
-runs of 20 s): RSS 215 -> 234 / 234 / 234 MB against 212 -> 249 / 250 / 252, at the same
-throughput, since the GIL already lets one thread at a time allocate numpy's arrays."""
+runs of 20 s): RSS 215 -> 234 / 234 / 234 MB against 212 -> 249 / 250 / 252, and throughput
+the same within noise: the GIL already lets only one thread at a time allocate numpy's arrays."""
 
 
 def _fewer_malloc_arenas() -> None:

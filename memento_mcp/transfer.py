@@ -109,6 +109,7 @@ def _import_cases(
             progress(start + len(batch), len(fresh))
     return [known[digest] for digest in hashes]
 
+
 def _embed_plans(memory: Memory, batch: list[Record], case_ids: list[int]) -> None:
     """Embed the plans of the cases whose tasks were encoded here, so that a server ranks them
     from its first retrieval without encoding plans on the request path (bench/load.py: the

@@ -74,7 +74,8 @@ class RecentHistories:
         if todo:
             fresh = read(todo)
             ends = np.searchsorted(fresh.owner, np.arange(len(todo) + 1))
-            queries = fresh.queries.astype(np.float16)  # a copy: a kept row pins no read
+            queries = fresh.queries.astype(np.float16)  # each case copies its rows out of it,
+            # so that a kept history does not hold on to the whole read
             for j, case_id in enumerate(todo):
                 rows = slice(ends[j], ends[j + 1])
                 parts[case_id] = (
