@@ -74,12 +74,10 @@ class RecentHistories:
         if todo:
             fresh = read(todo)
             ends = np.searchsorted(fresh.owner, np.arange(len(todo) + 1))
-            queries = fresh.queries.astype(np.float16)  # each case copies its rows out of it,
-            # so that a kept history does not hold on to the whole read
-            for j, case_id in enumerate(todo):
+            for j, case_id in enumerate(todo):  # copies: a kept history must not pin the read
                 rows = slice(ends[j], ends[j + 1])
                 parts[case_id] = (
-                    now, queries[rows].copy(), fresh.rewards[rows].copy(),
+                    now, fresh.queries[rows].astype(np.float16), fresh.rewards[rows].copy(),
                     fresh.credits[rows].copy(), fresh.ids[rows].copy(),
                 )  # fmt: skip
             with self._lock:
