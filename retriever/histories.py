@@ -10,6 +10,11 @@ its showings is labelled, and read again the next time its case is weighed.
 A history is also read again once it is `MAX_AGE` seconds old: on PostgreSQL, outcomes of
 concurrent writers can commit out of id order, and the stream of new showings (outcome id > the
 last one seen) would then miss one; its case's history is never stale for longer than that.
+
+The kept rows live in one buffer of fixed size, written through when it is made: the server's
+memory stands at its ceiling from the first retrieval instead of creeping up to it as cases
+gather outcomes (bench/load.py with a history per case in its own arrays: +1 to +4 MB a run).
+Case ids are unique across namespaces, so one buffer serves them all.
 """
 
 from __future__ import annotations
@@ -20,19 +25,19 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from retriever.contract import History
+from retriever.contract import HISTORY, History
 
 MAX_CASES = 2048
-"""Histories kept per namespace, each at most contract.HISTORY rows of 0.8 KB: a query vector in
-half precision (3 significant digits: a showing's closeness to a query moves by < 0.005), which
-halves the cache (at most 25 MB; the starter bank under bench/load.py keeps ~1,200 cases, 4 MB
-after three runs). Beyond it the cache starts again empty."""
+"""Histories kept, each in a slot of contract.HISTORY rows of 0.8 KB: a query vector in half
+precision (3 significant digits: a showing's closeness to a query moves by < 0.005), 25 MB in
+all. The starter bank under bench/load.py weighs ~1,200 cases. When every slot is taken the
+cache starts again empty."""
 
 MAX_AGE = 30.0
 
 
 class RecentHistories:
-    """One namespace's kept histories, shared by the server's threads.
+    """The kept histories, shared by the server's threads and namespaces.
 
     Reads from the bank run outside the lock: a thread waiting on the bank's connection must not
     hold up every other retrieval (bench/load.py). A history read while an outcome was being
@@ -40,7 +45,13 @@ class RecentHistories:
 
     def __init__(self, dimensions: int) -> None:
         self.dimensions = dimensions
-        self._kept: dict[int, tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+        rows = MAX_CASES * HISTORY
+        self._queries = np.empty((rows, dimensions), dtype=np.float16)
+        self._queries.fill(0)  # written through now: see the module docstring
+        self._rewards, self._credits = np.zeros(rows), np.zeros(rows)
+        self._ids = np.zeros(rows, dtype=np.int64)
+        self._kept: dict[int, tuple[float, int, int]] = {}  # case id -> (read at, slot, rows)
+        self._free = list(range(MAX_CASES))
         self._lock = threading.Lock()
         self._forgotten = 0  # forget() and clear() calls so far
 
@@ -49,12 +60,14 @@ class RecentHistories:
         with self._lock:
             self._forgotten += 1
             for case_id in case_ids:
-                self._kept.pop(case_id, None)
+                if (entry := self._kept.pop(case_id, None)) is not None:
+                    self._free.append(entry[1])
 
     def clear(self) -> None:
         with self._lock:
             self._forgotten += 1
             self._kept.clear()
+            self._free = list(range(MAX_CASES))
 
     def get(self, case_ids: list[int], read: Callable[[list[int]], History]) -> History:
         """The cases' histories (as `read` gives them: rows grouped by case in the order asked,
@@ -62,35 +75,59 @@ class RecentHistories:
         if not case_ids:
             return read([])
         now = time.monotonic()
+        parts: dict[int, tuple[np.ndarray, ...]] = {}
         with self._lock:
             kept = self._kept
-            todo = [i for i in case_ids if i not in kept or now - kept[i][0] > MAX_AGE]
+            todo = list(dict.fromkeys(
+                i for i in case_ids if i not in kept or now - kept[i][0] > MAX_AGE
+            ))  # fmt: skip
             if len(kept) + len(todo) > MAX_CASES:
                 kept.clear()
+                self._free = list(range(MAX_CASES))
                 todo = list(dict.fromkeys(case_ids))
             waiting = set(todo)
-            parts = {case_id: kept[case_id] for case_id in case_ids if case_id not in waiting}
+            for case_id in case_ids:
+                if case_id not in waiting and case_id not in parts:
+                    _, slot, n = kept[case_id]
+                    rows = slice(slot * HISTORY, slot * HISTORY + n)
+                    parts[case_id] = (  # copies: the slot may be taken once the lock is let go
+                        self._queries[rows].astype(np.float32), self._rewards[rows].copy(),
+                        self._credits[rows].copy(), self._ids[rows].copy(),
+                    )  # fmt: skip
             forgotten = self._forgotten
         if todo:
             fresh = read(todo)
             ends = np.searchsorted(fresh.owner, np.arange(len(todo) + 1))
-            for j, case_id in enumerate(todo):  # copies: a kept history must not pin the read
+            for j, case_id in enumerate(todo):
                 rows = slice(ends[j], ends[j + 1])
-                parts[case_id] = (
-                    now, fresh.queries[rows].astype(np.float16), fresh.rewards[rows].copy(),
-                    fresh.credits[rows].copy(), fresh.ids[rows].copy(),
-                )  # fmt: skip
+                parts[case_id] = (fresh.queries[rows], fresh.rewards[rows], fresh.credits[rows],
+                                  fresh.ids[rows])  # fmt: skip
             with self._lock:
                 if self._forgotten == forgotten:
-                    self._kept.update((case_id, parts[case_id]) for case_id in todo)
+                    for case_id in todo:
+                        self._keep(case_id, now, parts[case_id])
         ordered = [parts[case_id] for case_id in case_ids]
-        sizes = [len(part[2]) for part in ordered]
+        sizes = [len(part[1]) for part in ordered]
         return History(
             np.repeat(np.arange(len(case_ids)), sizes),
-            np.concatenate([part[1] for part in ordered], dtype=np.float32).reshape(
+            np.concatenate([part[0] for part in ordered], dtype=np.float32).reshape(
                 -1, self.dimensions
             ),
+            np.concatenate([part[1] for part in ordered]),
             np.concatenate([part[2] for part in ordered]),
             np.concatenate([part[3] for part in ordered]),
-            np.concatenate([part[4] for part in ordered]),
         )
+
+    def _keep(self, case_id: int, now: float, part: tuple[np.ndarray, ...]) -> None:
+        """Copy one case's fresh rows into a slot (caller holds the lock)."""
+        old = self._kept.pop(case_id, None)
+        if old is not None:
+            self._free.append(old[1])
+        if not self._free:
+            return
+        slot = self._free.pop()
+        n = min(len(part[1]), HISTORY)
+        rows = slice(slot * HISTORY, slot * HISTORY + n)
+        self._queries[rows], self._rewards[rows] = part[0][:n], part[1][:n]
+        self._credits[rows], self._ids[rows] = part[2][:n], part[3][:n]
+        self._kept[case_id] = (now, slot, n)

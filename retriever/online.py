@@ -67,7 +67,6 @@ class Weighed:
 @dataclass
 class _Learnt:
     plans: PlanPrior
-    histories: RecentHistories
     model: PriorModel | None = None  # the namespace's active model when the bank was last read
     generation: object | None = None  # the bank's generation then (Bank.generation)
     revocations: int | None = None  # and its newest revocation (Bank.revocations)
@@ -103,6 +102,7 @@ class OnlineTrainer:
         self._loaded: dict[str, tuple[str, PriorModel | None, str | None]] = {}
         self._last_run: dict[str, dict[str, Any]] = {}
         self._learnt: dict[str, _Learnt] = {}  # what this process has folded in, per namespace
+        self._histories: RecentHistories | None = None  # every namespace's: case ids are unique
         self._learnt_lock = threading.Lock()
 
     # -- serving ---------------------------------------------------------------------------------
@@ -140,15 +140,16 @@ class OnlineTrainer:
         histories are read again; the others come from memory (retriever.histories).
         """
         with self._learnt_lock:
+            if self._histories is None:
+                self._histories = RecentHistories(plan_vecs.shape[1])
+            histories = self._histories
             learnt = self._learnt.get(namespace)
             if learnt is None:
-                learnt = self._learnt[namespace] = _Learnt(
-                    PlanPrior(plan_vecs.shape[1]), RecentHistories(plan_vecs.shape[1])
-                )
+                learnt = self._learnt[namespace] = _Learnt(PlanPrior(plan_vecs.shape[1]))
         generation = self.bank.generation()  # before the reads: what they miss moves it
         if generation is None or generation != learnt.generation:
-            self._catch_up(namespace, learnt, generation)
-        history = learnt.histories.get(case_ids, self.bank.case_history)
+            self._catch_up(namespace, learnt, generation, histories)
+        history = histories.get(case_ids, self.bank.case_history)
         with self._learnt_lock:
             model = learnt.model
             base = model.predict(query_vec, case_vecs, plan_vecs) if model else None
@@ -157,7 +158,13 @@ class OnlineTrainer:
             )
         return Weighed(priors, history, model)
 
-    def _catch_up(self, namespace: str, learnt: _Learnt, generation: object | None) -> None:
+    def _catch_up(
+        self,
+        namespace: str,
+        learnt: _Learnt,
+        generation: object | None,
+        histories: RecentHistories,
+    ) -> None:
         """Look up the active model and fold in the showings labelled since the last look. The
         reads run outside the lock, so that a thread waiting on the bank holds up no other
         retrieval (bench/load.py); if another thread folded first, what its reads missed was
@@ -165,8 +172,8 @@ class OnlineTrainer:
         model, revocations = self.model(namespace), self.bank.revocations()
         with self._learnt_lock:
             if revocations != learnt.revocations:  # labels were taken back: learn again
-                learnt.plans = PlanPrior(learnt.histories.dimensions)  # from the bank's showings
-                learnt.histories.clear()
+                learnt.plans = PlanPrior(histories.dimensions)  # from the bank's showings
+                histories.clear()
                 learnt.revocations = revocations
             plans = learnt.plans
             after = plans.last_id
@@ -179,8 +186,8 @@ class OnlineTrainer:
                         else np.full(len(new), 0.5))  # fmt: skip
                 learnt.plans.fold(new, base)
                 if len(new) == PLAN_WINDOW:  # older new showings were cut off: whose, unknown
-                    learnt.histories.clear()
-                learnt.histories.forget(new.case_ids.tolist())
+                    histories.clear()
+                histories.forget(new.case_ids.tolist())
             learnt.model, learnt.generation = model, generation
 
     # -- learning ----------------------------------------------------------------------------------

@@ -90,3 +90,17 @@ def test_a_history_read_while_its_case_was_labelled_is_not_kept(
     assert same(kept.get(ids, read_while_labelled), bank.case_history(ids))
     kept.get(ids, counting(bank, reads))
     assert reads == [ids, ids]
+
+
+def test_slots_of_labelled_cases_are_reused_without_starting_again(
+    bank: InMemoryBank, fill_bank: FillBank, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(histories, "MAX_CASES", 4)
+    fill_bank(bank, 30, n_cases=8)
+    ids = [int(i) for i in bank.namespace_vectors("default")[0]]
+    kept, reads = RecentHistories(bank.dim), []
+    kept.get(ids[:4], counting(bank, reads))
+    kept.forget(ids[:2])
+    assert same(kept.get(ids[2:6], counting(bank, reads)), bank.case_history(ids[2:6]))
+    assert same(kept.get(ids[2:6], counting(bank, reads)), bank.case_history(ids[2:6]))
+    assert reads == [ids[:4], ids[4:6]]  # the two still kept, then the two new ones, once
