@@ -38,6 +38,8 @@ class _Impression:
 class InMemoryBank:
     """Cases, impressions with rewards, and retriever versions, under one lock."""
 
+    outcomes_commit_in_id_order = True  # labelled under the lock, in order
+
     def __init__(self, dim: int = 384) -> None:
         self.dim = dim
         self._lock = threading.Lock()

@@ -196,6 +196,10 @@ class PriorModel(Protocol):
 class Bank(Protocol):
     """What training and promotion need from a case bank (CaseBank, or the InMemoryBank fake)."""
 
+    outcomes_commit_in_id_order: bool
+    """Whether an outcome's id is also its place in commit order: then a reader that has seen
+    every outcome up to an id has missed none below it (retriever.histories)."""
+
     def training_set(self, namespace: str | None = None) -> TrainingSet: ...
     def namespace_vectors(self, namespace: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
     def labelled_count(self, namespace: str | None = None) -> int: ...

@@ -7,9 +7,11 @@ showings is labelled, and the learner already reads every newly labelled showing
 namespace, from any process (retriever.online). So a kept history is dropped as soon as one of
 its showings is labelled, and read again the next time its case is weighed.
 
-A history is also read again once it is `MAX_AGE` seconds old: on PostgreSQL, outcomes of
-concurrent writers can commit out of id order, and the stream of new showings (outcome id > the
-last one seen) would then miss one; its case's history is never stale for longer than that.
+Where outcomes of concurrent writers can commit out of id order (PostgreSQL), the stream of new
+showings (outcome id > the last one seen) can miss one, so there a history is also read again
+once it is `MAX_AGE` seconds old: its case's history is never stale for longer than that. On
+SQLite writers take turns and nothing is missed; reading every history again each half minute
+there doubled the history reads under bench/load.py.
 
 The kept rows live in one buffer of fixed size, written through when it is made: the server's
 memory stands at its ceiling from the first retrieval instead of creeping up to it as cases
@@ -43,8 +45,9 @@ class RecentHistories:
     hold up every other retrieval (bench/load.py). A history read while an outcome was being
     folded in may predate it, so it serves that retrieval but is not kept."""
 
-    def __init__(self, dimensions: int) -> None:
+    def __init__(self, dimensions: int, max_age: float | None = None) -> None:
         self.dimensions = dimensions
+        self.max_age = max_age  # seconds a kept history serves; None: until its case is labelled
         rows = MAX_CASES * HISTORY
         self._queries = np.empty((rows, dimensions), dtype=np.float16)
         self._queries.fill(0)  # written through now: see the module docstring
@@ -78,9 +81,8 @@ class RecentHistories:
         parts: dict[int, tuple[np.ndarray, ...]] = {}
         with self._lock:
             kept = self._kept
-            todo = list(dict.fromkeys(
-                i for i in case_ids if i not in kept or now - kept[i][0] > MAX_AGE
-            ))  # fmt: skip
+            oldest = -np.inf if self.max_age is None else now - self.max_age
+            todo = list(dict.fromkeys(i for i in case_ids if i not in kept or kept[i][0] < oldest))
             if len(kept) + len(todo) > MAX_CASES:
                 kept.clear()
                 self._free = list(range(MAX_CASES))

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from retriever.contract import Bank, History, PriorModel
-from retriever.histories import RecentHistories
+from retriever.histories import MAX_AGE, RecentHistories
 from retriever.plan_prior import PlanPrior
 from retriever.scorer import load_model
 from retriever.versions import CheckpointError, read_last_run, serving_path
@@ -141,7 +141,8 @@ class OnlineTrainer:
         """
         with self._learnt_lock:
             if self._histories is None:
-                self._histories = RecentHistories(plan_vecs.shape[1])
+                in_order = self.bank.outcomes_commit_in_id_order
+                self._histories = RecentHistories(plan_vecs.shape[1], None if in_order else MAX_AGE)
             histories = self._histories
             learnt = self._learnt.get(namespace)
             if learnt is None:

@@ -62,6 +62,7 @@ class Connection:
     # overrides them): a stored vector's dimensions, and the items of a JSON list parameter.
     vector_dims_sql = "length(vector) / 4"  # float32 blobs
     json_items_sql = "SELECT value FROM json_each(?)"
+    outcomes_commit_in_id_order = True  # writers take turns (BEGIN IMMEDIATE)
 
     @property
     def _in_namespaces(self) -> str:

@@ -48,14 +48,13 @@ def test_kept_histories_equal_the_banks_and_only_labelled_cases_are_read_again(
     assert same(kept.get(ids, read), bank.case_history(ids))
 
 
-def test_a_history_is_read_again_once_it_is_old(
-    bank: InMemoryBank, fill_bank: FillBank, monkeypatch: pytest.MonkeyPatch
+def test_where_outcomes_can_commit_out_of_order_a_history_is_read_again_once_it_is_old(
+    bank: InMemoryBank, fill_bank: FillBank
 ) -> None:
     fill_bank(bank, 20, n_cases=6)
     ids = [int(i) for i in bank.namespace_vectors("default")[0]]
-    kept, reads = RecentHistories(bank.dim), []
+    kept, reads = RecentHistories(bank.dim, max_age=0.0), []
     kept.get(ids, counting(bank, reads))
-    monkeypatch.setattr(histories, "MAX_AGE", 0.0)
     kept.get(ids, counting(bank, reads))
     assert reads == [ids, ids]
 

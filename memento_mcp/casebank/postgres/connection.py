@@ -88,6 +88,7 @@ class PgConnection(Connection):
 
     vector_dims_sql = "vector_dims(vector)"
     json_items_sql = "SELECT json_array_elements_text(CAST(? AS json))"
+    outcomes_commit_in_id_order = False  # concurrent writers draw ids before they commit
 
     def __init__(
         self,
