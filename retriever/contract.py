@@ -93,7 +93,7 @@ def since_change(
     counts = np.stack([new_w, new_l, new_w + new_l, all_w - new_w, all_l - new_l,
                        all_w - new_w + all_l - new_l, all_w, all_l, all_w + all_l])  # fmt: skip
     counts += _LOG_BETA_SHIFTS
-    term = _LOG_BETA_SIGNS @ _LGAMMA(counts).astype(np.float64)
+    term = _LOG_BETA_SIGNS @ _log_gamma(counts)
     term[ends] = 0.0  # all of the case's rows after the change: it says nothing about one
     step = term.copy()
     step[1:] -= term[:-1]
@@ -109,7 +109,23 @@ def since_change(
     return keep
 
 
-_LGAMMA = np.frompyfunc(math.lgamma, 1, 1)
+def _log_gamma(x: np.ndarray) -> np.ndarray:
+    """log Γ(x) for x >= 1, to 1e-9: Γ(x) = Γ(x + 6) / (x (x+1) ... (x+5)), and Stirling's
+    series from x + 6 >= 7. Numpy has no log-gamma: math.lgamma element by element took 155 us
+    for the 9 x 176 counts of a history of 176 rows (since_change then took 171 us), this 18
+    (since_change 53)."""
+    shifted = x + 6.0
+    product = x * (x + 1.0) * (x + 2.0) * (x + 3.0) * (x + 4.0) * (x + 5.0)
+    inverse = 1.0 / shifted
+    square = inverse * inverse
+    series = inverse * (1 / 12 - square * (1 / 360 - square * (1 / 1260 - square / 1680)))
+    result: np.ndarray = (
+        (shifted - 0.5) * np.log(shifted) - shifted + _HALF_LOG_TAU + series - np.log(product)
+    )
+    return result
+
+
+_HALF_LOG_TAU = 0.5 * math.log(2 * math.pi)
 _LOG_BETA_SHIFTS = np.array([[1.0], [1.0], [2.0], [1.0], [1.0], [2.0], [1.0], [1.0], [2.0]])
 _LOG_BETA_SIGNS = np.array([1.0, 1.0, -1.0, 1.0, 1.0, -1.0, -1.0, -1.0, 1.0])
 

@@ -99,13 +99,22 @@ def relevance(similarity: np.ndarray) -> np.ndarray:
     similarity = np.asarray(similarity, dtype=np.float64)
     size, unrelated = BACKGROUND
     pool = np.concatenate([similarity, np.full(max(0, size - len(similarity)), unrelated)])
-    center = float(np.median(pool))
-    spread = max(1.4826 * float(np.median(np.abs(pool - center))), 0.05)
+    center = _median(pool)
+    spread = max(1.4826 * _median(np.abs(pool - center)), 0.05)
     standing = (similarity - center) / spread
     stands_out = _sigmoid((standing - RELEVANCE_Z) / RELEVANCE_Z_WIDTH)
     above_floor = _sigmoid((similarity - RELEVANCE_FLOOR) / 0.05)
     result: np.ndarray = stands_out * above_floor
     return result
+
+
+def _median(x: np.ndarray) -> float:
+    """np.median without its overhead: 1.4 us instead of 7 for ~90 candidates, on every retrieval."""
+    half = len(x) // 2
+    if len(x) % 2:
+        return float(np.partition(x, half)[half])
+    low, high = np.partition(x, [half - 1, half])[half - 1 : half + 1]
+    return 0.5 * float(low + high)
 
 
 def worth_weighing(rel: np.ndarray) -> np.ndarray:
@@ -186,4 +195,3 @@ def select(
     # The draw that was shown is one more sample in which each shown case made the top k.
     propensities = (included[shown] + 1) / (PROPENSITY_DRAWS + 1)
     return Selection(shown.tolist(), propensities.tolist(), scores, included / PROPENSITY_DRAWS)
-
