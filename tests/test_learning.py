@@ -4,11 +4,14 @@ The tests that touch a bank run on both (any_settings: SQLite, then PostgreSQL).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
 
+from memento_mcp import memory as memory_module
+from memento_mcp.casebank import NewCase
 from memento_mcp.memory import Memory, open_memory
 from memento_mcp.settings import Settings
 from retriever.contract import History
@@ -277,8 +280,42 @@ def test_what_other_tasks_taught_about_kinds_of_plan_ranks_cases_never_tried(
     result = memory.retrieve(f"What is {new} Dorsa?", k=2)
     assert [hit.case_id for hit in result.cases] == [cross_check, closer]
     assert result.cases[0].similarity < result.cases[1].similarity
-    assert memory.bank.plan_vectors([closer, cross_check])[1] == []  # embedded when weighed
+    assert memory.bank.plan_vectors([closer, cross_check])[1] == []  # embedded as stored
     memory.bank.close()
+
+
+def test_a_plan_without_a_vector_is_embedded_off_the_request_path(
+    any_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A case imported with its task's vector only is ranked at once, its task's vector standing
+    in for its plan's; the plan is embedded by a background thread, not by the retrieval."""
+    memory = open_memory(any_settings)
+    case = NewCase("default", TASK, "Book a hostel, walk the old town, take the 28 tram.", "-", 1.0)
+    case_id, _ = memory.bank.add_case(case, memory.encoder.encode_one(TASK))
+    assert memory.bank.plan_vectors([case_id])[1] == [case_id]
+    encoding_threads = []
+    encode = memory.encoder.encode
+
+    def recording_encode(texts: list[str], batch_size: int = 32) -> np.ndarray:
+        encoding_threads.append(threading.current_thread().name)
+        return encode(texts, batch_size)
+
+    monkeypatch.setattr(memory.encoder, "encode", recording_encode)
+    assert [hit.case_id for hit in memory.retrieve(TASK, k=1).cases] == [case_id]
+    memory_module._PLANS.submit(lambda: None).result()  # one worker: what was queued is done
+    assert memory.bank.plan_vectors([case_id])[1] == []
+    assert encoding_threads and all(name.startswith("memento-plans") for name in encoding_threads)
+    memory.bank.close()
+
+
+def test_a_recorded_case_is_stored_with_its_plan_embedded(greedy: Memory) -> None:
+    case_id = store(greedy, TASK, "Book a hostel, walk the old town, take the 28 tram.")
+    plans, unembedded = greedy.bank.plan_vectors([case_id])
+    assert unembedded == []
+    np.testing.assert_allclose(
+        plans[0], greedy.encoder.encode_one("Book a hostel, walk the old town, take the 28 tram."),
+        atol=1e-5,
+    )
 
 
 def test_outcomes_another_server_records_change_this_ones_next_ranking(
