@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
@@ -44,11 +45,10 @@ _LEXICAL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="memento-lexical
 LEXICAL_WEIGHT = 0.15
 """Share of a candidate's relevance that comes from FTS5 matches on the query's rare words."""
 
-PLAN_ENCODING_BATCH = 1
+_PLAN_ENCODING = threading.Lock()
 """Plans are encoded one at a time by one thread at a time. ONNX Runtime keeps the buffers of
 the largest inputs it has seen: server threads each encoding a batch of long plans grew the
 server by 310 MB over a load run, one plan at a time by 57 MB (bench/load.py, starter bank)."""
-_PLAN_ENCODING = threading.Lock()
 
 _PLANS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memento-plans")
 """Where plans that a retrieval found without a vector are embedded, off the request path."""
@@ -253,8 +253,9 @@ class Memory:
     def _plan_vectors(self, case_ids: list[int]) -> np.ndarray:
         """The cases' plan embeddings. A plan without one yet (a case imported with its vectors,
         or from before plans were embedded) is embedded in the background; until then its
-        task's vector stands in for it, as in training. Encoding it on the request path made a
-        fresh 10k bank's retrievals take 27 ms at the median instead of 5 (bench/retrieval.py)."""
+        task's vector stands in for it, as in training. Encoded on the request path, these plans
+        made a fresh 10k bank's first 100 retrievals take 27 ms at the median; now 7.5, and 5.2
+        once they are embedded (bench/retrieval.py)."""
         cache = self._plan_cache  # shared by the server's threads: read each entry once
         known = {case_id: v for case_id in case_ids if (v := cache.get(case_id)) is not None}
         unknown = [case_id for case_id in case_ids if case_id not in known]
@@ -275,18 +276,23 @@ class Memory:
             new = [case_id for case_id in case_ids if case_id not in self._plans_queued]
             self._plans_queued.update(new)
         if new:
-            _PLANS.submit(self._embed_plans, new)
+            _PLANS.submit(self._embed_plans, new, rest=True)
 
-    def _embed_plans(self, case_ids: list[int]) -> None:
-        """Embed and store these cases' plans (a case deleted meanwhile is skipped)."""
+    def _embed_plans(self, case_ids: list[int], rest: bool = False) -> None:
+        """Embed and store these cases' plans (a case deleted meanwhile is skipped). With
+        `rest`, after each plan wait as long as it took: the background keeps to half the
+        encoder, and a request waits for at most one plan of it (_PLAN_ENCODING)."""
         try:
             cases = self.bank.cases_by_id(case_ids)
-            plans = {case_id: cases[case_id].plan for case_id in case_ids if case_id in cases}
-            with _PLAN_ENCODING:  # see PLAN_ENCODING_BATCH
-                encoded = self.encoder.encode(list(plans.values()), PLAN_ENCODING_BATCH)
-            self.bank.add_plan_vectors(dict(zip(plans, encoded, strict=True)))
-        except Exception:  # the plan keeps its stand-in and is queued again when next weighed
-            log.warning("embedding %d plans failed", len(case_ids), exc_info=True)
+            for case_id in [case_id for case_id in case_ids if case_id in cases]:
+                started = time.monotonic()
+                with _PLAN_ENCODING:
+                    vector = self.encoder.encode_one(cases[case_id].plan)
+                self.bank.add_plan_vectors({case_id: vector})
+                if rest:
+                    time.sleep(time.monotonic() - started)
+        except Exception as exc:  # the plan keeps its stand-in, queued again when next weighed
+            log.warning("embedding %d plans failed, their tasks stand in: %s", len(case_ids), exc)
         finally:
             with self._plans_lock:
                 self._plans_queued.difference_update(case_ids)

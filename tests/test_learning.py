@@ -284,38 +284,39 @@ def test_what_other_tasks_taught_about_kinds_of_plan_ranks_cases_never_tried(
     memory.bank.close()
 
 
+TRIP_PLAN = "Book a hostel, walk the old town, take the 28 tram."
+
+
 def test_a_plan_without_a_vector_is_embedded_off_the_request_path(
     any_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A case imported with its task's vector only is ranked at once, its task's vector standing
     in for its plan's; the plan is embedded by a background thread, not by the retrieval."""
     memory = open_memory(any_settings)
-    case = NewCase("default", TASK, "Book a hostel, walk the old town, take the 28 tram.", "-", 1.0)
+    case = NewCase("default", TASK, TRIP_PLAN, "-", 1.0)
     case_id, _ = memory.bank.add_case(case, memory.encoder.encode_one(TASK))
     assert memory.bank.plan_vectors([case_id])[1] == [case_id]
-    encoding_threads = []
-    encode = memory.encoder.encode
+    plan_encoded_by = []
+    encode_one = memory.encoder.encode_one
 
-    def recording_encode(texts: list[str], batch_size: int = 32) -> np.ndarray:
-        encoding_threads.append(threading.current_thread().name)
-        return encode(texts, batch_size)
+    def recording_encode_one(text: str) -> np.ndarray:
+        if text == TRIP_PLAN:
+            plan_encoded_by.append(threading.current_thread().name)
+        return encode_one(text)
 
-    monkeypatch.setattr(memory.encoder, "encode", recording_encode)
+    monkeypatch.setattr(memory.encoder, "encode_one", recording_encode_one)
     assert [hit.case_id for hit in memory.retrieve(TASK, k=1).cases] == [case_id]
     memory_module._PLANS.submit(lambda: None).result()  # one worker: what was queued is done
     assert memory.bank.plan_vectors([case_id])[1] == []
-    assert encoding_threads and all(name.startswith("memento-plans") for name in encoding_threads)
+    assert len(plan_encoded_by) == 1 and plan_encoded_by[0].startswith("memento-plans")
     memory.bank.close()
 
 
 def test_a_recorded_case_is_stored_with_its_plan_embedded(greedy: Memory) -> None:
-    case_id = store(greedy, TASK, "Book a hostel, walk the old town, take the 28 tram.")
+    case_id = store(greedy, TASK, TRIP_PLAN)
     plans, unembedded = greedy.bank.plan_vectors([case_id])
     assert unembedded == []
-    np.testing.assert_allclose(
-        plans[0], greedy.encoder.encode_one("Book a hostel, walk the old town, take the 28 tram."),
-        atol=1e-5,
-    )
+    np.testing.assert_allclose(plans[0], greedy.encoder.encode_one(TRIP_PLAN), atol=1e-5)
 
 
 def test_outcomes_another_server_records_change_this_ones_next_ranking(
