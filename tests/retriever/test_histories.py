@@ -34,12 +34,19 @@ def counting(bank: InMemoryBank, reads: list[list[int]]) -> Callable[[list[int]]
     return read
 
 
+def filled(
+    bank: InMemoryBank, fill_bank: FillBank, outcomes: int, n_cases: int, **options: float
+) -> tuple[list[int], RecentHistories, list[list[int]]]:
+    """A bank with outcomes for its cases: (their ids, an empty cache, its reads so far)."""
+    fill_bank(bank, outcomes, n_cases=n_cases)
+    ids = [int(i) for i in bank.namespace_vectors("default")[0]]
+    return ids, RecentHistories(bank.dim, **options), []
+
+
 def test_kept_histories_equal_the_banks_and_only_labelled_cases_are_read_again(
     bank: InMemoryBank, fill_bank: FillBank
 ) -> None:
-    fill_bank(bank, 40, n_cases=12)
-    ids = [int(i) for i in bank.namespace_vectors("default")[0]]
-    kept, reads = RecentHistories(bank.dim), []
+    ids, kept, reads = filled(bank, fill_bank, 40, 12)
     read = counting(bank, reads)
     assert same(kept.get(ids[:5], read), bank.case_history(ids[:5]))
     assert same(kept.get(ids[3:9], read), bank.case_history(ids[3:9]))
@@ -53,9 +60,7 @@ def test_kept_histories_equal_the_banks_and_only_labelled_cases_are_read_again(
 def test_where_outcomes_can_commit_out_of_order_a_history_is_read_again_once_it_is_old(
     bank: InMemoryBank, fill_bank: FillBank
 ) -> None:
-    fill_bank(bank, 20, n_cases=6)
-    ids = [int(i) for i in bank.namespace_vectors("default")[0]]
-    kept, reads = RecentHistories(bank.dim, max_age=0.0), []
+    ids, kept, reads = filled(bank, fill_bank, 20, 6, max_age=0.0)
     kept.get(ids, counting(bank, reads))
     kept.get(ids, counting(bank, reads))
     assert reads == [ids, ids]
@@ -65,9 +70,7 @@ def test_a_full_cache_starts_again_and_still_answers_every_case(
     bank: InMemoryBank, fill_bank: FillBank, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(histories, "MAX_CASES", 8)
-    fill_bank(bank, 30, n_cases=12)
-    ids = [int(i) for i in bank.namespace_vectors("default")[0]]
-    kept, reads = RecentHistories(bank.dim), []
+    ids, kept, reads = filled(bank, fill_bank, 30, 12)
     kept.get(ids[:6], counting(bank, reads))
     assert same(kept.get(ids[4:10], counting(bank, reads)), bank.case_history(ids[4:10]))
     assert reads[-1] == ids[4:10]
@@ -78,9 +81,7 @@ def test_a_history_read_while_its_case_was_labelled_is_not_kept(
 ) -> None:
     """Another thread folds an outcome in while this one reads: what it read may predate the
     outcome, so it serves this retrieval only and the next one reads again."""
-    fill_bank(bank, 20, n_cases=6)
-    ids = [int(i) for i in bank.namespace_vectors("default")[0]]
-    kept, reads = RecentHistories(bank.dim), []
+    ids, kept, reads = filled(bank, fill_bank, 20, 6)
 
     def read_while_labelled(case_ids: list[int]) -> History:
         reads.append(list(case_ids))
@@ -97,9 +98,7 @@ def test_slots_of_labelled_cases_are_reused_without_starting_again(
     bank: InMemoryBank, fill_bank: FillBank, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(histories, "MAX_CASES", 4)
-    fill_bank(bank, 30, n_cases=8)
-    ids = [int(i) for i in bank.namespace_vectors("default")[0]]
-    kept, reads = RecentHistories(bank.dim), []
+    ids, kept, reads = filled(bank, fill_bank, 30, 8)
     kept.get(ids[:4], counting(bank, reads))
     kept.forget(ids[:2])
     assert same(kept.get(ids[2:6], counting(bank, reads)), bank.case_history(ids[2:6]))
@@ -110,9 +109,7 @@ def test_slots_of_labelled_cases_are_reused_without_starting_again(
 def test_a_kept_history_labelled_while_another_is_read_is_read_afresh(
     bank: InMemoryBank, fill_bank: FillBank
 ) -> None:
-    fill_bank(bank, 20, n_cases=6)
-    ids = [int(i) for i in bank.namespace_vectors("default")[0]]
-    kept, reads = RecentHistories(bank.dim), []
+    ids, kept, reads = filled(bank, fill_bank, 20, 6)
     kept.get(ids[:3], counting(bank, reads))
 
     def read_while_labelled(case_ids: list[int]) -> History:
