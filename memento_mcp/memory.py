@@ -20,7 +20,7 @@ import numpy as np
 
 from memento_mcp import validation
 from memento_mcp.casebank import CaseBank, Impression, NewCase, open_bank
-from memento_mcp.errors import InvalidInput
+from memento_mcp.errors import InvalidInput, StorageError
 from memento_mcp.models import (
     POSITIVE_REWARD,
     BankStats,
@@ -263,7 +263,7 @@ class Memory:
             vectors, missing = self.bank.plan_vectors(unknown)
             stand_ins = set(missing)
             fresh = {c: v for c, v in zip(unknown, vectors, strict=True) if c not in stand_ins}
-            if missing and not self.bank.read_only:
+            if missing:
                 self._embed_later(missing)
             if len(cache) + len(fresh) > PLAN_CACHE:
                 cache.clear()
@@ -279,19 +279,21 @@ class Memory:
             _PLANS.submit(self._embed_plans, new, rest=True)
 
     def _embed_plans(self, case_ids: list[int], rest: bool = False) -> None:
-        """Embed and store these cases' plans (a case deleted meanwhile is skipped). With
-        `rest`, after each plan wait as long as it took: the background keeps to half the
-        encoder, and a request waits for at most one plan of it (_PLAN_ENCODING)."""
+        """Embed these cases' plans and store them (a read-only bank: keep them in memory; a case
+        deleted meanwhile is skipped). With `rest`, after each plan wait as long as it took: the
+        background keeps to half the encoder, and a request waits for at most one plan of it."""
         try:
             cases = self.bank.cases_by_id(case_ids)
             for case_id in [case_id for case_id in case_ids if case_id in cases]:
                 started = time.monotonic()
                 with _PLAN_ENCODING:
                     vector = self.encoder.encode_one(cases[case_id].plan)
-                self.bank.add_plan_vectors({case_id: vector})
+                if not self.bank.read_only:
+                    self.bank.add_plan_vectors({case_id: vector})
+                self._plan_cache[case_id] = vector
                 if rest:
                     time.sleep(time.monotonic() - started)
-        except Exception as exc:  # the plan keeps its stand-in, queued again when next weighed
+        except StorageError as exc:  # the plan keeps its stand-in, queued again when next weighed
             log.warning("embedding %d plans failed, their tasks stand in: %s", len(case_ids), exc)
         finally:
             with self._plans_lock:
