@@ -115,8 +115,8 @@ def _embed_plans(memory: Memory, batch: list[Record], case_ids: list[int]) -> No
     from its first retrieval without encoding plans on the request path (bench/load.py: the
     starter bank's plans, embedded one at a time as cases were first weighed, cost the first
     minute under load about a third of its throughput). Cases imported with their vectors (a
-    file exported --with-embeddings, possibly millions) and cases recorded later are embedded
-    when first weighed."""
+    file exported --with-embeddings, possibly millions) are embedded in the background when
+    first weighed (Memory._plan_vectors)."""
     todo = [(case_id, r.plan) for case_id, r in zip(case_ids, batch, strict=True)
             if r.embedding is None]  # fmt: skip
     if todo:
