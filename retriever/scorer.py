@@ -19,7 +19,9 @@ ARRAYS = ("w1", "b1", "w2", "b2", "w_wide")
 
 
 def gelu_tanh(x: np.ndarray) -> np.ndarray:
-    return 0.5 * x * (1.0 + np.tanh(0.7978845608028654 * (x + 0.044715 * x**3)))
+    """GELU's tanh form. x * x * x, not x**3: numpy's power took 37 us for one retrieval's
+    11 x 64 hidden units, the whole function now 4 (the head's forward 90 -> 58 us)."""
+    return 0.5 * x * (1.0 + np.tanh(0.7978845608028654 * (x + 0.044715 * (x * x * x))))
 
 
 class HeadModel:
