@@ -37,8 +37,8 @@ empty.
 A row keeps its query vector in 8 bits, scaled to the row's largest component: its cosine with
 another MiniLM vector moves by at most 0.0024 (99 % of pairs < 0.001, over the starter bank's
 tasks), a twentieth of the query kernel's width (policy.QUERY_KERNEL_WIDTH). Half precision
-was as small as this allows, but numpy converts it to float32 without vector instructions:
-80 us for a retrieval's ~180 rows, against 5 us from 8 bits."""
+took twice the memory, and numpy converts it to float32 without vector instructions: 80 us
+for a retrieval's ~180 rows, against 5 us from 8 bits."""
 
 MAX_AGE = 30.0
 
