@@ -65,6 +65,28 @@ def test_a_case_that_fails_drops_on_the_next_request(greedy: Memory) -> None:
     assert [hit.case_id for hit in second.cases] == [paraphrase]
 
 
+def test_a_case_nobody_followed_does_not_rise_on_the_successes_of_the_case_above_it(
+    greedy: Memory,
+) -> None:
+    """Without used_case_ids the second of two cases gets 1/17 of each outcome. Those slivers
+    once entered its evidence: 16 successes of the case above it pushed its own failure out of
+    its 16-row window and its score rose from 0.35 to 0.63, above the 0.5 it started at, so it
+    was followed again and failed
+    again (bench/scenarios.py k4_unused). Its failure must keep it below where it started."""
+    near = store(greedy, NEAR, "Answer from memory.")
+    paraphrase = store(greedy, PARAPHRASE, "Check two travel sites, then answer.")
+    first = greedy.retrieve(TASK, k=2)
+    assert first.cases[0].case_id == near
+    greedy.record_outcome(request_id=first.request_id, reward=0.0)
+    scores = []
+    for _ in range(20):
+        result = greedy.retrieve(TASK, k=2)
+        assert [hit.case_id for hit in result.cases] == [paraphrase, near]
+        scores.append(result.cases[1].score)
+        greedy.record_outcome(request_id=result.request_id, reward=1.0)
+    assert max(scores) < first.cases[0].score
+
+
 def test_successes_keep_a_case_on_top_and_raise_its_score(greedy: Memory) -> None:
     near = store(greedy, NEAR, "Check two travel sites, then answer.")
     store(greedy, PARAPHRASE, "Answer from memory.")

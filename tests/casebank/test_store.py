@@ -92,9 +92,9 @@ def test_outcomes_credit_the_shown_cases_and_become_their_history(
     bank.log_request("r2", "default", "q", VECTOR, "evidence", shown)
     bank.record_outcome(0.0, "r2", None, None)  # no names: shares by 1/rank⁴, 16/17 and 1/17
     history = bank.case_history([first, second])
-    assert history.owner.tolist() == [0, 1, 1]  # first's one showing, then second's, newest first
-    assert history.rewards.tolist() == [0.0, 0.0, 1.0]
-    assert history.credits.tolist() == pytest.approx([16 / 17, 1 / 17, 1.0])
+    assert history.owner.tolist() == [0, 1]  # first's one showing, then second's, newest first
+    assert history.rewards.tolist() == [0.0, 1.0]  # 1/17 < MIN_CREDIT: trains, is no evidence
+    assert history.credits.tolist() == pytest.approx([16 / 17, 1.0])
     assert sorted(bank.training_set().credits.tolist()) == pytest.approx([1 / 17, 16 / 17, 1.0])
     bank.delete_case(second)
     assert bank.case_history([first, second]).owner.tolist() == [0]
