@@ -71,8 +71,8 @@ def test_a_case_nobody_followed_does_not_rise_on_the_successes_of_the_case_above
     """Without used_case_ids the second of two cases gets 1/17 of each outcome. Those slivers
     once entered its evidence: 16 successes of the case above it pushed its own failure out of
     its 16-row window and its score rose from 0.35 to 0.63, above the 0.5 it started at, so it
-    was followed again and failed
-    again (bench/scenarios.py k4_unused). Its failure must keep it below where it started."""
+    was followed again and failed again (bench/scenarios.py k4_unused). Its failure must keep it
+    below where it started."""
     near = store(greedy, NEAR, "Answer from memory.")
     paraphrase = store(greedy, PARAPHRASE, "Check two travel sites, then answer.")
     first = greedy.retrieve(TASK, k=2)
