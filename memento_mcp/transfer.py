@@ -13,7 +13,7 @@ import numpy as np
 
 from memento_mcp import validation
 from memento_mcp.casebank import Impression, NewCase, content_hash
-from memento_mcp.casebank.memento_io import Format, Record, export_lines, read_jsonl
+from memento_mcp.casebank.memento_io import Format, Record, VectorsOf, export_lines, read_jsonl
 from memento_mcp.errors import InvalidInput
 from memento_mcp.retrieval.encoder import Encoder
 
@@ -42,7 +42,8 @@ def import_file(
     """Import a Memento JSONL file; each batch is one transaction, so a crash keeps whole batches.
 
     Bad lines stop the import before anything is written, unless skip_bad is set. Cases that
-    carry an `embedding` (a cases file exported --with-embeddings) are not encoded again.
+    carry an `embedding` (a cases file exported --with-embeddings) are not encoded again, nor
+    plans that carry a `plan_embedding`.
     """
     memory.bank.require_writable()  # before reading and encoding anything
     namespace = validation.namespace(namespace, memory.settings.namespace)
@@ -52,13 +53,16 @@ def import_file(
             value = getattr(record, name)
             if value and len(value.encode("utf-8")) > memory.settings.max_field_bytes:
                 errors.append(f"line {record.line}: {name} exceeds the field size limit")
-        if record.embedding is not None and len(record.embedding) != memory.encoder.dimensions:
-            raise InvalidInput(
-                f"{path}, line {record.line}: embedding has {len(record.embedding)}"
-                f" dimensions, but this bank's encoder ({memory.encoder.name}) makes"
-                f" {memory.encoder.dimensions}; nothing was imported. Export the cases from a"
-                " bank with the same encoder, or drop the embedding fields to encode them here."
-            )
+        for name, vector in (("embedding", record.embedding),
+                             ("plan_embedding", record.plan_embedding)):  # fmt: skip
+            if vector is not None and len(vector) != memory.encoder.dimensions:
+                raise InvalidInput(
+                    f"{path}, line {record.line}: {name} has {len(vector)}"
+                    f" dimensions, but this bank's encoder ({memory.encoder.name}) makes"
+                    f" {memory.encoder.dimensions}; nothing was imported. Export the cases from"
+                    " a bank with the same encoder, or drop the embedding fields to encode them"
+                    " here."
+                )
     if errors and not skip_bad:
         shown = "\n".join(errors[:20])
         more = f"\n... and {len(errors) - 20} more" if len(errors) > 20 else ""
@@ -111,18 +115,22 @@ def _import_cases(
 
 
 def _embed_plans(memory: Memory, batch: list[Record], case_ids: list[int]) -> None:
-    """Embed the plans of the cases whose tasks were encoded here, so that a server ranks them
-    from its first retrieval without encoding plans on the request path (bench/load.py: the
-    starter bank's plans, embedded one at a time as cases were first weighed, cost the first
-    minute under load about a third of its throughput). Cases imported with their vectors (a
-    file exported --with-embeddings, possibly millions) are embedded in the background when
+    """Store the plan vectors the records carry, and embed the plans of the cases whose tasks
+    were encoded here, so that a server ranks them from its first retrieval without encoding
+    plans on the request path (bench/load.py: the starter bank's plans, embedded one at a time
+    as cases were first weighed, cost the first minute under load about a third of its
+    throughput). Cases imported with a task vector and no plan vector (a file exported
+    --with-embeddings before their plans were embedded) are embedded in the background when
     first weighed (Memory._plan_vectors)."""
-    todo = [(case_id, r.plan) for case_id, r in zip(case_ids, batch, strict=True)
-            if r.embedding is None]  # fmt: skip
+    records = list(zip(case_ids, batch, strict=True))
+    given = {case_id: r.plan_embedding for case_id, r in records if r.plan_embedding is not None}
+    todo = [(case_id, r.plan) for case_id, r in records
+            if r.embedding is None and r.plan_embedding is None]  # fmt: skip
     if todo:
         vectors = memory.encoder.encode([plan for _, plan in todo])
-        ids = [case_id for case_id, _ in todo]
-        memory.bank.add_plan_vectors(dict(zip(ids, vectors, strict=True)))
+        given.update(zip([case_id for case_id, _ in todo], vectors, strict=True))
+    if given:
+        memory.bank.add_plan_vectors(given)
 
 
 def _vectors(encoder: Encoder, batch: list[Record]) -> np.ndarray:
@@ -179,8 +187,16 @@ def export_file(
     ) else {}
     count = 0
     with path.open("w", encoding="utf-8") as handle:
-        vectors_of = memory.bank.case_vectors if with_embeddings else None
-        for line in export_lines(fmt, cases, pairs, lookup, vectors_of):
+        for line in export_lines(fmt, cases, pairs, lookup,
+                                 _vectors_of(memory) if with_embeddings else None):  # fmt: skip
             handle.write(line + "\n")
             count += 1
     return count
+
+
+def _vectors_of(memory: Memory) -> VectorsOf:
+    def vectors_of(case_ids: list[int]) -> tuple[np.ndarray, np.ndarray, set[int]]:
+        plans, unembedded = memory.bank.plan_vectors(case_ids)
+        return memory.bank.case_vectors(case_ids), plans, set(unembedded)
+
+    return vectors_of

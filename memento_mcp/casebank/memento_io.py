@@ -5,8 +5,9 @@
 - `training_data.jsonl`  {"query", "case", "case_label", "plan", "truth_label": bool}: retriever
                          training pairs, i.e. cases plus labelled impressions (case shown for query)
 - `cases.jsonl`          this project's own full record of each case (every field, for backups);
-                         with `embedding` (its vector, a list of floats) when exported
-                         `--with-embeddings`, and an import of such a file skips the encoder
+                         with `embedding` (its task's vector, a list of floats) and, once its
+                         plan is embedded, `plan_embedding` when exported `--with-embeddings`;
+                         an import of such a file skips the encoder
 
 The format is detected from the keys of the first record. Memento writes JSON with
 `ensure_ascii=False` and default separators; so do we, which makes export byte-identical.
@@ -29,6 +30,9 @@ from memento_mcp.models import POSITIVE_REWARD, Case
 
 Format = Literal["memory", "dummy_memo", "training_data", "cases"]
 
+VectorsOf = Callable[[list[int]], tuple[np.ndarray, np.ndarray, set[int]]]
+"""case ids -> their task vectors, their plan vectors, and the ids whose plan has none yet."""
+
 FORMAT_KEYS: dict[Format, tuple[str, ...]] = {
     "memory": ("case", "plan", "case_label"),
     "dummy_memo": ("question", "plan", "reward"),
@@ -50,6 +54,7 @@ class Record:
     query: str | None = None
     query_reward: float | None = None
     embedding: np.ndarray | None = None  # (dims,) float32, from a cases file's `embedding`
+    plan_embedding: np.ndarray | None = None  # (dims,) float32, its `plan_embedding`
 
 
 def _loads(text: str) -> Any:
@@ -109,18 +114,19 @@ def parse_record(fmt: Format, raw: dict[str, Any], line: int) -> Record:
     reward = raw["reward"]
     return Record(line, _text(raw, "task"), _text(raw, "plan"), str(raw["answer"] or ""),
                   None if reward is None else _reward(reward), dict(raw.get("metadata") or {}),
-                  embedding=_embedding(raw.get("embedding")))
+                  embedding=_embedding(raw.get("embedding")),
+                  plan_embedding=_embedding(raw.get("plan_embedding"), "plan_embedding"))
 
 
-def _embedding(value: Any) -> np.ndarray | None:
+def _embedding(value: Any, name: str = "embedding") -> np.ndarray | None:
     if value is None:
         return None
     vector = np.asarray(value, dtype=np.float32)
     if vector.ndim != 1 or not len(vector) or not np.isfinite(vector).all():
-        raise ValueError("embedding must be a non-empty list of finite numbers")
+        raise ValueError(f"{name} must be a non-empty list of finite numbers")
     norm = float(np.linalg.norm(vector))
     if norm == 0.0:
-        raise ValueError("embedding must not be all zeros")
+        raise ValueError(f"{name} must not be all zeros")
     return vector / norm  # cosine similarity is a dot product of unit vectors
 
 
@@ -157,11 +163,12 @@ def export_lines(
     cases: Iterator[Case],
     pairs: Iterator[dict[str, Any]],
     lookup: dict[int, Case],
-    vectors_of: Callable[[list[int]], np.ndarray] | None = None,
+    vectors_of: VectorsOf | None = None,
 ) -> Iterator[str]:
     """JSON lines in Memento's layout. Cases still awaiting a reward have no label to write.
 
-    With `vectors_of` (case ids -> their embeddings), each `cases` line carries `embedding`.
+    With `vectors_of`, each `cases` line carries `embedding`, and `plan_embedding` where the
+    case's plan has one.
     """
     if fmt == "cases" and vectors_of is not None:
         yield from _cases_with_embeddings(cases, vectors_of)
@@ -193,13 +200,17 @@ def _case_record(case: Case) -> dict[str, Any]:
 
 
 def _cases_with_embeddings(
-    cases: Iterator[Case], vectors_of: Callable[[list[int]], np.ndarray], batch: int = 1000
+    cases: Iterator[Case], vectors_of: VectorsOf, batch: int = 1000
 ) -> Iterator[str]:
     while chunk := list(itertools.islice(cases, batch)):
-        vectors = np.round(vectors_of([c.case_id for c in chunk]).astype(np.float64),
-                           EMBEDDING_DECIMALS)
-        for case, vector in zip(chunk, vectors.tolist(), strict=True):
-            yield _dump({**_case_record(case), "embedding": vector})
+        tasks, plans, unembedded = vectors_of([c.case_id for c in chunk])
+        tasks = np.round(tasks.astype(np.float64), EMBEDDING_DECIMALS).tolist()
+        plans = np.round(plans.astype(np.float64), EMBEDDING_DECIMALS).tolist()
+        for case, task, plan in zip(chunk, tasks, plans, strict=True):
+            record = {**_case_record(case), "embedding": task}
+            if case.case_id not in unembedded:
+                record["plan_embedding"] = plan
+            yield _dump(record)
 
 
 def _label(case: Case) -> str:
