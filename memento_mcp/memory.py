@@ -123,6 +123,13 @@ class Memory:
         self._plan_cache: dict[int, np.ndarray] = {}
         self._plans_queued: set[int] = set()  # cases whose plan _PLANS is embedding
         self._plans_lock = threading.Lock()
+        self._closed = False
+
+    def close(self) -> None:
+        """Close the bank. Plans still queued for embedding are dropped without a word: their
+        tasks keep standing in, and the next server queues them again when it weighs them."""
+        self._closed = True
+        self.bank.close()
 
     def _text(self, name: str, value: str | None, required: bool = True) -> str:
         return validation.text(name, value, self.settings.max_field_bytes, required)
@@ -285,6 +292,8 @@ class Memory:
         try:
             cases = self.bank.cases_by_id(case_ids)
             for case_id in [case_id for case_id in case_ids if case_id in cases]:
+                if self._closed:
+                    return
                 started = time.monotonic()
                 with _PLAN_ENCODING:
                     vector = self.encoder.encode_one(cases[case_id].plan)
@@ -294,7 +303,10 @@ class Memory:
                 if rest:
                     time.sleep(time.monotonic() - started)
         except StorageError as exc:  # the plan keeps its stand-in, queued again when next weighed
-            log.warning("embedding %d plans failed, their tasks stand in: %s", len(case_ids), exc)
+            if not self._closed:  # a closing server's queue: nothing is wrong, nothing to say
+                log.warning(
+                    "embedding %d plans failed, their tasks stand in: %s", len(case_ids), exc
+                )
         finally:
             with self._plans_lock:
                 self._plans_queued.difference_update(case_ids)

@@ -96,7 +96,7 @@ def build_server(settings: Settings | None = None) -> FastMCP:
             async with AgentRuntime(settings, memory, warm_start=False) as agent:
                 yield {"memory": memory, "settings": settings, "agent": agent}
         finally:
-            memory.bank.close()
+            memory.close()
 
     registry = TokenRegistry(settings)
     limiter = RateLimiter()

@@ -334,6 +334,27 @@ def test_a_plan_without_a_vector_is_embedded_off_the_request_path(
     memory.bank.close()
 
 
+def test_a_server_that_closes_drops_its_queued_plans_quietly(
+    any_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Plans still queued when a server shuts down logged one 'embedding failed' warning per
+    batch, each a false alarm: their tasks stand in, and the next server queues them again."""
+    memory = open_memory(any_settings)
+    memory.bank.add_case(NewCase("default", TASK, TRIP_PLAN, "-", 1.0),
+                         memory.encoder.encode_one(TASK))  # fmt: skip
+    gate = threading.Event()
+    memory_module._PLANS.submit(gate.wait)  # hold the worker: the plan below stays queued
+    try:
+        memory.retrieve(TASK, k=1)
+        assert memory._plans_queued
+        memory.close()
+    finally:
+        gate.set()
+    memory_module._PLANS.submit(lambda: None).result()
+    assert not memory._plans_queued  # the queued batch ran, and returned at once
+    assert not [r for r in caplog.records if "plans failed" in r.getMessage()]
+
+
 def test_a_recorded_case_is_stored_with_its_plan_embedded(greedy: Memory) -> None:
     case_id = store(greedy, TASK, TRIP_PLAN)
     plans, unembedded = greedy.bank.plan_vectors([case_id])
