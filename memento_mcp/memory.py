@@ -239,11 +239,11 @@ class Memory:
             query_vec, history, len(chosen)
         )
         # The priors were learnt from the past these outcomes belong to, so they count as much
-        # as the chance that nothing changed within them: 0.06 once a leader with 10 successes
-        # fails 3 times in a row, 0.3-0.65 in a steady neighbourhood of ~20 outcomes, where the
-        # cases' own records speak for them (contract.CHANGE_HAZARD 0.1; measured at 0.05, in
-        # process, 10 seeds: namespaces 0.94 -> 0.97, k4_unused 0.90 -> 0.93 of the oracle;
-        # drift 0.90 -> 0.91, its worst seed 0.85 -> 0.79).
+        # as the chance that nothing changed for queries like this one: 0.06 once a leader with
+        # 10 successes fails 3 times in a row, 0.3-0.65 in a steady neighbourhood of ~20
+        # outcomes, where the cases' own records speak for them (contract.CHANGE_HAZARD 0.1;
+        # measured at 0.05, in process, 10 seeds: namespaces 0.94 -> 0.97, k4_unused 0.90 ->
+        # 0.93 of the oracle; drift 0.90 -> 0.91, its worst seed 0.85 -> 0.79).
         plan_works = 0.5 + (plan_works - 0.5) * unchanged
         selection = select(
             closeness,
