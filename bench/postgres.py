@@ -99,7 +99,7 @@ def build(size: int, tmp: Path, db: Database) -> dict[str, Any]:
     transfer.import_file(memory, source)
     memory.index.flush()
     sqlite_s = time.perf_counter() - t
-    memory.bank.close()
+    memory.close()
     source.unlink()
     url = db.new(f"bench_{size}")
     t = time.perf_counter()
@@ -145,7 +145,7 @@ def in_process(
             ),
             50,
         ))  # fmt: skip
-        memory.bank.close()
+        memory.close()
     return rows
 
 
@@ -218,7 +218,7 @@ async def load(urls: list[str], clients: int, duration: float) -> dict[str, Any]
 def lost_writes(settings: Settings, acknowledged: list[str]) -> int:
     memory = open_memory(settings)
     stored = {row[0] for row in memory.bank._query("SELECT request_id FROM outcomes")}
-    memory.bank.close()
+    memory.close()
     return len(set(acknowledged) - stored)
 
 

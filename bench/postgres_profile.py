@@ -96,7 +96,7 @@ def build(size: int, home: Path) -> None:
     memory = open_memory(Settings(home=home / "sqlite"))
     transfer.import_file(memory, source)
     memory.index.flush()
-    memory.bank.close()
+    memory.close()
     source.unlink()
     server = pgserver.get_server(home / "pg", cleanup_mode=None)
     admin = server.get_uri()
@@ -157,8 +157,8 @@ def profile(url: str, home: Path, repeats: int) -> None:
     p50 = {name: statistics.median(t) * 1000 for name, t in times.items()}
     print(f"retrieve p50 ms: sqlite {p50['sqlite']:.2f}, postgres {p50['postgres']:.2f},"
           f" ratio {p50['postgres'] / p50['sqlite']:.2f} (load {os.getloadavg()[0]:.1f})")  # fmt: skip
-    pg.bank.close()
-    lite.bank.close()
+    pg.close()
+    lite.close()
 
 
 def main() -> None:

@@ -166,7 +166,7 @@ def import_with_encoding(tmp: Path) -> float:
     rate = report.added / (time.perf_counter() - start)
     print(f"  import with encoding: {rate:.0f} cases/s wall,"
           f" {report.added / (time.process_time() - cpu):.0f} per CPU-second", flush=True)
-    memory.bank.close()
+    memory.close()
     return round(rate, 1)
 
 
@@ -185,7 +185,7 @@ def build_bank(size: int, home: Path) -> dict[str, Any]:
     memory.index.flush()
     index_s = time.perf_counter() - t
     source.unlink()
-    memory.bank.close()
+    memory.close()
     print(f"  imported in {import_s:.0f} s ({report.added / import_s:.0f}/s), index {index_s:.0f} s",
           flush=True)
     return {
@@ -243,7 +243,7 @@ def bench_size(size: int, banks: Path, queries: list[str], repeats: int) -> dict
     }, repeats)
     row["retrieve_inprocess"] = percentiles(times["index"])
     row["exact_baseline"] = {"retrieve_inprocess": percentiles(times["exact"])}
-    exact.bank.close()
+    exact.close()
     del exact
 
     recorded: list[int] = []
@@ -251,7 +251,7 @@ def bench_size(size: int, banks: Path, queries: list[str], repeats: int) -> dict
         task=f"bench task {size} {i} {time.time()}", plan="p", answer="a", reward=1.0
     ).case_id or 0), 30))
     row["delete_case"] = percentiles(timed(lambda i: memory.delete_case(recorded.pop()), 30))
-    memory.bank.close()
+    memory.close()
 
     row.update(asyncio.run(over_stdio(home, queries[:repeats], {})))
     row["exact_baseline"].update(asyncio.run(over_stdio(

@@ -212,7 +212,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         results["loop_memory"] = summarise(
             "loop + Memory", await bench_loop(server, args.runs, memory)
         )
-        memory.bank.close()
+        memory.close()
         results["server"] = await bench_server(
             server.base_url, Path(tmp), args.runs, args.concurrency
         )

@@ -37,7 +37,7 @@ def settings(tmp_path: Path) -> Settings:
 def memory(settings: Settings) -> Iterator[Memory]:
     memory = open_memory(settings)
     yield memory
-    memory.bank.close()
+    memory.close()
 
 
 @pytest.fixture
@@ -96,4 +96,4 @@ def any_memory(any_settings: Settings) -> Iterator[Memory]:
     """A Memory on each bank in turn (see bank_location)."""
     memory = open_memory(any_settings)
     yield memory
-    memory.bank.close()
+    memory.close()

@@ -34,7 +34,7 @@ def greedy(any_settings: Settings) -> Iterator[Memory]:
     """A Memory without exploration, on each bank in turn (SQLite, then PostgreSQL)."""
     memory = bank_with(any_settings, explore=False)
     yield memory
-    memory.bank.close()
+    memory.close()
 
 
 def store(memory: Memory, task: str, plan: str, namespace: str | None = None) -> int:
@@ -114,7 +114,7 @@ def test_exploring_learns_where_similarity_misleads(any_settings: Settings) -> N
         followed.append(case_id)
     assert followed[0] == near
     assert followed[-15:].count(paraphrase) >= 12
-    memory.bank.close()
+    memory.close()
 
 
 def test_shown_propensities_and_inclusion_probabilities_are_consistent() -> None:
@@ -199,11 +199,11 @@ def test_abstains_when_nothing_stored_is_relevant_and_can_be_told_not_to(
     assert result.abstain and result.cases == []
     assert "threshold" in (result.abstain_reason or "")
     assert memory.retrieve(OTHER, k=1).abstain is False  # a relevant case is still returned
-    memory.bank.close()
+    memory.close()
     padded = bank_with(any_settings, abstain_below=0.0)
     result = padded.retrieve("What is the boiling point of ethanol at sea level?", k=4)
     assert not result.abstain and len(result.cases) == 1
-    padded.bank.close()
+    padded.close()
 
 
 def test_similarity_ranking_ignores_outcomes(any_settings: Settings) -> None:
@@ -214,7 +214,7 @@ def test_similarity_ranking_ignores_outcomes(any_settings: Settings) -> None:
         result = memory.retrieve(TASK, k=1)
         assert result.scorer == "cosine" and result.cases[0].case_id == near
         memory.record_outcome(request_id=result.request_id, reward=0.0)
-    memory.bank.close()
+    memory.close()
 
 
 def leader_and_rival(leader: list[float], closeness: float = 1.0) -> tuple[float, float, float]:
@@ -315,7 +315,7 @@ def test_what_other_tasks_taught_about_kinds_of_plan_ranks_cases_never_tried(
     assert [hit.case_id for hit in result.cases] == [cross_check, closer]
     assert result.cases[0].similarity < result.cases[1].similarity
     assert memory.bank.plan_vectors([closer, cross_check])[1] == []  # embedded as stored
-    memory.bank.close()
+    memory.close()
 
 
 TRIP_PLAN = "Book a hostel, walk the old town, take the 28 tram."
@@ -343,7 +343,7 @@ def test_a_plan_without_a_vector_is_embedded_off_the_request_path(
     memory_module._PLANS.submit(lambda: None).result()  # one worker: what was queued is done
     assert memory.bank.plan_vectors([case_id])[1] == []
     assert len(plan_encoded_by) == 1 and plan_encoded_by[0].startswith("memento-plans")
-    memory.bank.close()
+    memory.close()
 
 
 def test_a_server_that_closes_drops_its_queued_plans_quietly(
@@ -391,8 +391,8 @@ def test_outcomes_another_server_records_change_this_ones_next_ranking(
         result = there.retrieve(TASK, k=2)
         there.record_outcome(request_id=result.request_id, reward=0.0, used_case_ids=[near])
     assert [hit.case_id for hit in here.retrieve(TASK, k=1).cases] == [paraphrase]
-    here.bank.close()
-    there.bank.close()
+    here.close()
+    there.close()
 
 
 def test_a_revocation_reaches_a_running_servers_next_ranking(any_settings: Settings) -> None:
@@ -412,5 +412,5 @@ def test_a_revocation_reaches_a_running_servers_next_ranking(any_settings: Setti
     there = open_memory(settings)  # the CLI's `outcomes revoke`, in another process
     assert there.bank.revoke_client("mallory", "1970-01-01T00:00:00")["outcomes"] == 4
     assert [hit.case_id for hit in here.retrieve(TASK, k=1).cases] == [near]
-    here.bank.close()
-    there.bank.close()
+    here.close()
+    there.close()

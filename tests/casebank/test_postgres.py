@@ -191,7 +191,7 @@ def test_a_role_that_may_only_read_serves_retrieval_and_refuses_writes(
     try:
         owner = open_memory(Settings(home=tmp_path / "owner", database_url=url))
         owner.record_outcome(task="shared task", plan="plan", reward=1.0)
-        owner.bank.close()
+        owner.close()
         memory = open_memory(
             Settings(home=tmp_path / "reader", database_url=reader_role(url))
         )

@@ -98,7 +98,7 @@ def test_cli_revokes_by_client_and_time(settings: Settings, monkeypatch: pytest.
         seed_cases(memory)
         teach(memory, "poisoner", [0.0] * 5)
     finally:
-        memory.bank.close()
+        memory.close()
     monkeypatch.setenv("MEMENTO_HOME", str(settings.home))
     if settings.database_url:
         monkeypatch.setenv("MEMENTO_DATABASE_URL", settings.database_url)

@@ -55,7 +55,7 @@ async def test_a_free_standing_case_reported_52_times_is_one_outcome(
     try:
         assert outcome_rows(memory) == [(first["case_id"], 1.0, "local")]
     finally:
-        memory.bank.close()
+        memory.close()
 
 
 async def test_a_contradicting_duplicate_is_refused_and_the_case_keeps_its_reward(
