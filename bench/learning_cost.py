@@ -31,6 +31,7 @@ import json
 import os
 import random
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -40,9 +41,9 @@ from memento_mcp.memory import Memory, open_memory
 from memento_mcp.settings import Settings
 from memento_mcp.transfer import import_file
 
-OUT = Path(__file__).parent / "out"
-STARTER = Path(__file__).parent.parent / "memento_mcp" / "data" / "memento_memory.jsonl"
-REWORDINGS = ["{}", "{}", "Can you help me with this: {}", "{} Please answer briefly."]
+sys.path.insert(0, str(Path(__file__).parent))
+from load import OUT, REWORDINGS, STARTER, starter_tasks  # bench/load.py's mix, one definition
+
 MODES = {"on": "learned", "off": "similarity"}
 
 
@@ -88,7 +89,7 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="memento-learning-cost-"))
     memory = open_memory(Settings(home=home, retrain_every=10**9))
     import_file(memory, STARTER)  # embeds the plans too
-    tasks = [json.loads(line)["case"] for line in STARTER.read_text().splitlines() if line.strip()]
+    tasks = starter_tasks()
     client(memory, tasks, 200, seed=-1)  # warm the encoder, the index and the kept histories
 
     results: dict[str, list[dict[str, float]]] = {mode: [] for mode in MODES}
