@@ -13,7 +13,7 @@ server can rank with a trained model without loading torch.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -53,19 +53,24 @@ class History:
     rewards: np.ndarray  # (M,) float
     credits: np.ndarray  # (M,) float: the share of its outcome the showing carried
     ids: np.ndarray  # (M,) int: the showings' impression ids (a later showing, a larger id)
+    steps: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """(M,) `change_steps` of the rows, computed here unless given: they depend on each case's
+    own rows only, so a kept history keeps them (retriever.histories)."""
+
+    def __post_init__(self) -> None:
+        if len(self.steps) != len(self.owner):
+            self.steps = change_steps(self.owner, self.rewards, self.credits)
 
 
-def since_change(
-    owner: np.ndarray, ids: np.ndarray, rewards: np.ndarray, weights: np.ndarray
-) -> np.ndarray:
+def since_change(ids: np.ndarray, steps: np.ndarray) -> np.ndarray:
     """Each outcome's posterior chance of being newer than the last change of its neighbourhood.
 
     The candidates of one query are a neighbourhood: when what works for the query changes, it
     changes for all of them at once (a plan that worked stops working, another one starts to).
     Model: the candidates' outcomes, ordered by showing (`ids`), hold at most one change point,
     with prior odds CHANGE_HAZARD at each gap between two of them; before and after it each case
-    has its own chance of success (Beta(1, 1) a priori each time; `weights` count each outcome
-    as a fraction of an observation). A leader that succeeded 10 times and has now failed 3
+    has its own chance of success (Beta(1, 1) a priori each time; each outcome counts as the
+    fraction of an observation its credit gives). A leader that succeeded 10 times and has now failed 3
     times in a row makes a change likely, and then every case's outcomes from before it stop
     counting, the rivals' old failures too: they are explored again (a rival that turned good
     is not held back by failures it had before the change, which nothing newer of its own could
@@ -73,13 +78,35 @@ def since_change(
     the outcomes better than none, and the rivals' old failures keep them where they are: a
     world that does not change is not explored again for nothing, as a fixed discount would.
 
-    Rows grouped by owner, newest first (`History`); the result is in (0, 1], 1 for the newest.
+    `steps`: each row's `change_steps` (`History.steps`); the result is in (0, 1], 1 for the
+    newest row. Only the part that mixes the cases' rows runs here, on every retrieval.
     """
-    n = len(owner)
+    n = len(ids)
     if n < 2:
         return np.ones(n)
-    # Few rows (median ~20 under bench/load.py) and many small steps: each numpy call here is
-    # written to allocate as little as it can, since this runs on every retrieval.
+    order = np.argsort(-ids, kind="stable")  # the neighbourhood's rows, newest first
+    split = np.cumsum(steps[order])  # log Bayes factor of a change just after each row
+    odds = np.exp(np.minimum(split, 50.0))
+    odds *= CHANGE_HAZARD / (1.0 - CHANGE_HAZARD)
+    odds[-1] = 0.0  # a change before the oldest row is no change
+    later = np.cumsum(odds[::-1])[::-1]  # a row counts if the change, if any, is older
+    keep = np.empty(n)
+    keep[order] = (1.0 + later) / (1.0 + later[0])
+    return keep
+
+
+def change_steps(owner: np.ndarray, rewards: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """What each row adds to the log Bayes factor of a change just after it (`since_change`),
+    as its own case sees it: summed over a neighbourhood's rows from the newest, they give the
+    factor of a change at each point. A case's steps depend on its own rows only, so they are
+    computed once per history read, not on every retrieval.
+
+    Rows grouped by owner, newest first (`History`); `weights` count each outcome as a fraction
+    of an observation.
+    """
+    n = len(owner)
+    if n == 0:
+        return np.zeros(0)
     first = np.empty(n, dtype=bool)
     first[0] = True
     np.not_equal(owner[1:], owner[:-1], out=first[1:])
@@ -103,22 +130,14 @@ def since_change(
     step = term.copy()
     step[1:] -= term[:-1]
     step[starts] = term[starts]
-    order = np.argsort(-ids, kind="stable")  # the neighbourhood's rows, newest first
-    split = np.cumsum(step[order])  # log Bayes factor of a change just after each row
-    odds = np.exp(np.minimum(split, 50.0))
-    odds *= CHANGE_HAZARD / (1.0 - CHANGE_HAZARD)
-    odds[-1] = 0.0  # a change before the oldest row is no change
-    later = np.cumsum(odds[::-1])[::-1]  # a row counts if the change, if any, is older
-    keep = np.empty(n)
-    keep[order] = (1.0 + later) / (1.0 + later[0])
-    return keep
+    return step
 
 
 def _log_gamma(x: np.ndarray) -> np.ndarray:
     """log Γ(x) for x >= 1, to 1e-9: Γ(x) = Γ(x + 6) / (x (x+1) ... (x+5)), and Stirling's
     series from x + 6 >= 7. Numpy has no log-gamma: math.lgamma element by element took 155 us
-    for the 9 x 176 counts of a history of 176 rows (since_change then took 171 us), this 18
-    (since_change 53)."""
+    for the 9 x 176 counts of a history of 176 rows (change_steps and since_change, then one
+    function, took 171 us), this 18 (53)."""
     shifted = x + 6.0
     product = x * (x + 1.0) * (x + 2.0) * (x + 3.0) * (x + 4.0) * (x + 5.0)
     inverse = 1.0 / shifted

@@ -58,6 +58,7 @@ class RecentHistories:
         self._queries = np.full((rows, dimensions), 0, dtype=np.int8)
         self._scales = np.full(rows, 0, dtype=np.float32)
         self._rewards, self._credits = np.full(rows, 0.0), np.full(rows, 0.0)
+        self._steps = np.full(rows, 0.0)
         self._ids = np.full(rows, 0, dtype=np.int64)
         self._kept: dict[int, tuple[float, int, int]] = {}  # case id -> (read at, slot, rows)
         self._free = list(range(MAX_CASES))
@@ -117,6 +118,7 @@ class RecentHistories:
         self._queries[into] = np.rint(queries / scales[:, np.newaxis])
         self._scales[into], self._rewards[into] = scales, fresh.rewards[rows]
         self._credits[into], self._ids[into] = fresh.credits[rows], fresh.ids[rows]
+        self._steps[into] = fresh.steps[rows]
         for case_id, slot, count in zip(case_ids, slots, counts.tolist(), strict=True):
             self._kept[case_id] = (now, slot, count)
 
@@ -128,7 +130,7 @@ class RecentHistories:
         return History(
             np.repeat(np.arange(len(case_ids)), counts),
             self._queries[rows] * self._scales[rows, np.newaxis],
-            self._rewards[rows], self._credits[rows], self._ids[rows],
+            self._rewards[rows], self._credits[rows], self._ids[rows], self._steps[rows],
         )  # fmt: skip
 
 

@@ -143,7 +143,7 @@ def contextual_evidence(
     the plan prior said 0.8 against 0.55 (generalisation, 32 seeds: seeds under 0.9 of the
     oracle 8 -> 3, mean share 0.943 -> 0.959; namespaces: seeds under 0.9 3 -> 0)."""
     closeness = _sigmoid((history.queries @ query_vec - QUERY_KERNEL_MIDPOINT) / QUERY_KERNEL_WIDTH)
-    unchanged = since_change(history.owner, history.ids, history.rewards, history.credits)
+    unchanged = since_change(history.ids, history.steps)
     weights = history.credits * closeness * unchanged
     successes = np.bincount(history.owner, weights * history.rewards, minlength=n)
     trials = np.bincount(history.owner, weights, minlength=n)

@@ -17,13 +17,13 @@ FillBank = Callable[..., None]
 
 def same(a: History, b: History) -> bool:
     """Equal, but for the query vectors: kept in 8 bits, each component within half a step
-    (a 254th of the row's largest one)."""
+    (a 254th of the row's largest one). The kept change steps are the ones computed afresh."""
     step = np.abs(b.queries).max(axis=1, keepdims=True, initial=0.0) / 254 + 1e-7
     return a.queries.dtype == b.queries.dtype and bool(
         (np.abs(a.queries - b.queries) <= step).all()
     ) and all(np.array_equal(x, y) for x, y in zip(
-        (a.owner, a.rewards, a.credits, a.ids), (b.owner, b.rewards, b.credits, b.ids),
-        strict=True))  # fmt: skip
+        (a.owner, a.rewards, a.credits, a.ids, a.steps),
+        (b.owner, b.rewards, b.credits, b.ids, b.steps), strict=True))  # fmt: skip
 
 
 def counting(bank: InMemoryBank, reads: list[list[int]]) -> Callable[[list[int]], History]:
