@@ -177,32 +177,29 @@ def select(
     k = min(k, n)
     rel = relevance(similarity) if rel is None else rel
     alpha, beta = posterior(prior, successes, trials)
-    mean = alpha / (alpha + beta)
-    scores = rel * mean
+    scores = rel * (alpha / (alpha + beta))
     # A hair of similarity breaks exact ties (equal posteriors) in favour of the closer case.
-    tie = 1e-9 * similarity
-    evidence = trials > 0
-    if not explore or not evidence.any():
-        order = np.argsort(-(scores + tie), kind="stable")[:k]
+    ranked = scores + 1e-9 * similarity
+    tried = np.flatnonzero(trials)  # the cases with evidence (trials are never negative)
+    if not explore or not len(tried):
+        order = np.argsort(-ranked, kind="stable")[:k]
         inclusion = np.zeros(n)
         inclusion[order] = 1.0
         return Selection(order.tolist(), [1.0] * len(order), scores, inclusion)
 
     # Only cases with evidence are drawn; the others keep their mean, so of those only the k
     # best can ever make a draw's top k. Drawing over just these columns is exact, and cheap.
-    tried = evidence.nonzero()[0]
-    fixed = (~evidence).nonzero()[0]
-    fixed = fixed[np.argsort(-(scores[fixed] + tie[fixed]), kind="stable")[:k]]
+    untried = ranked.copy()
+    untried[tried] = -np.inf
+    fixed = np.argsort(-untried, kind="stable")[: min(k, n - len(tried))]
     columns = np.concatenate([tried, fixed])
-
-    def draw(size: int) -> np.ndarray:  # (size, len(columns)) sampled scores
-        theta = np.broadcast_to(mean[columns], (size, len(columns))).copy()
-        theta[:, : len(tried)] = rng.beta(
-            SHARPNESS * alpha[tried], SHARPNESS * beta[tried], size=(size, len(tried))
-        )
-        return rel[columns] * theta + tie[columns]
-
-    drawn = draw(1 + PROPENSITY_DRAWS)  # the first row is the draw that is shown
+    # (draws, columns) sampled scores; the first row is the draw that is shown
+    drawn = np.empty((1 + PROPENSITY_DRAWS, len(columns)))
+    theta = rng.beta(
+        SHARPNESS * alpha[tried], SHARPNESS * beta[tried], size=(1 + PROPENSITY_DRAWS, len(tried))
+    )
+    drawn[:, : len(tried)] = rel[tried] * theta + 1e-9 * similarity[tried]
+    drawn[:, len(tried) :] = ranked[fixed]
     shown = columns[np.argsort(-drawn[0], kind="stable")[:k]]
     top = np.argpartition(-drawn[1:], k - 1, axis=1)[:, :k]  # (draws, k)
     included = np.bincount(columns[top].ravel(), minlength=n)
