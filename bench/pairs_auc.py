@@ -7,12 +7,12 @@ so a row's AUC measures how well a model predicts whether a query will be solved
 its cases helps. Per split (20 % of queries held out, `retriever.data.held_out_mask` with seeds
 0..N-1), on the same rows:
 
-- head: the prior head as `memento-mcp retriever eval` trains it (q, task, plan vectors);
+- head: the prior head as `memento-mcp retriever eval` trains it (q, task, plan vectors, and its
+  query kernel over the training requests, retriever.model.kernel_logit);
 - cosine: the query-task cosine (Memento's non-parametric retriever);
-- query kernel: no model, each held-out query scored by the outcomes of the training queries
-  near it (Nadaraya-Watson over their cosines, temperature 0.15): a query-level aggregate of
-  outcomes, the kind of term the served prior leaves out (see the issue 9 notes);
-- head + query kernel: the two rank-averaged.
+- query kernel: the head's kernel term alone, no model: each held-out query scored by the
+  outcomes of the training queries near it (Nadaraya-Watson over their cosines, at the head's
+  temperature).
 
 Prints the AUC of the first split and mean / min over splits, and JSON.
 """
@@ -30,10 +30,11 @@ from retriever.contract import TrainingSet
 from retriever.data import load_pairs
 from retriever.evaluate import auc, cosine_scores, predict
 from retriever.jobs import cached_encoder
+from retriever.model import HeadConfig
 from retriever.train import train_head
 
 PAIRS = Path(__file__).parent.parent.parent / "shared/anchors/memento-data/training_data.jsonl"
-TEMPERATURE = 0.15
+TEMPERATURE = HeadConfig().kernel_temperature
 
 
 def query_kernel(train: TrainingSet, test: TrainingSet) -> np.ndarray:
@@ -46,21 +47,13 @@ def query_kernel(train: TrainingSet, test: TrainingSet) -> np.ndarray:
     return scores
 
 
-def ranks(scores: np.ndarray) -> np.ndarray:
-    order: np.ndarray = np.argsort(np.argsort(scores, kind="stable"), kind="stable")
-    return order
-
-
 def one_split(pairs: Path, seed: int, encode: object) -> dict[str, float | None]:
     data, held = load_pairs(pairs, encode, 0.2, seed)  # type: ignore[arg-type]
     train, test = data.take(~held), data.take(held)
-    head = predict(train_head(train)[0], test)
-    kernel = query_kernel(train, test)
     return {
-        "head": auc(test.rewards, head),
+        "head": auc(test.rewards, predict(train_head(train)[0], test)),
         "cosine": auc(test.rewards, cosine_scores(test)),
-        "query kernel": auc(test.rewards, kernel),
-        "head + query kernel": auc(test.rewards, ranks(head) + ranks(kernel)),
+        "query kernel": auc(test.rewards, query_kernel(train, test)),
     }
 
 

@@ -41,7 +41,10 @@ def head_arrays(model: PriorHead) -> dict[str, np.ndarray]:
         "b1": first.bias.detach().numpy().copy(),  # (H,)
         "w2": last.weight.detach().numpy()[0].copy(),  # (H,)
         "b2": np.array(float(last.bias.item() + model.wide.bias.item()), np.float32),
-        "w_wide": model.wide.weight.detach().numpy()[0].copy(),  # (2,)
+        "w_wide": model.wide.weight.detach().numpy()[0].copy(),  # (3,)
+        "memory_q": model.memory_q.numpy().copy(),  # (M, D) the kept requests' queries
+        "memory_r": model.memory_r.numpy().copy(),  # (M,) and their outcomes
+        "kernel_temperature": np.array(model.config.kernel_temperature, np.float32),
     }
 
 
@@ -92,7 +95,12 @@ def load_head(path: Path) -> tuple[PriorHead, dict[str, Any]]:
         raise CheckpointError(f"{path} holds a {payload['kind']!r} model, not a head")
     try:
         model = PriorHead(HeadConfig(**payload["config"]))
-        model.load_state_dict(payload["state_dict"])
-    except (TypeError, RuntimeError) as exc:
+        state = dict(payload["state_dict"])
+        if "memory_q" not in state:  # saved before the query kernel: none, and no weight on it
+            state["memory_q"], state["memory_r"] = model.memory_q, model.memory_r
+            state["wide.weight"] = torch.nn.functional.pad(state["wide.weight"], (0, 1))
+        model.set_memory(state["memory_q"], state["memory_r"])  # sized by what was kept
+        model.load_state_dict(state)
+    except (TypeError, RuntimeError, KeyError) as exc:
         raise CheckpointError(f"{path} does not match the prior head's shape: {exc}") from exc
     return model.eval(), payload
