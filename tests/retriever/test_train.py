@@ -12,15 +12,26 @@ import torch
 
 from retriever.bank import InMemoryBank
 from retriever.checkpoint import head_arrays, save_checkpoint
+from retriever.contract import TrainingSet
 from retriever.evaluate import auc
 from retriever.model import HeadConfig, PriorHead
 from retriever.scorer import HeadModel, load_model
-from retriever.train import TrainConfig, sample_weights, train_head
+from retriever.train import (
+    TrainConfig,
+    leave_one_out_kernel,
+    request_memory,
+    sample_weights,
+    train_head,
+)
 from retriever.versions import serving_path
 
 from retriever_synthetic import DIM, add_cases, good_plan, on_topic
 
 FillBank = Callable[..., None]
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
 def test_numpy_serving_matches_torch_forward(tmp_path: Path) -> None:
@@ -29,7 +40,9 @@ def test_numpy_serving_matches_torch_forward(tmp_path: Path) -> None:
     model = PriorHead(config).eval()
     torch.nn.init.normal_(model.wide.weight)  # non-trivial wide weights and biases
     torch.nn.init.normal_(model.wide.bias)
-    q, t, p = rng.normal(size=DIM), rng.normal(size=(7, DIM)), rng.normal(size=(7, DIM))
+    memory = unit(rng.normal(size=(30, DIM))).astype(np.float32)  # the query kernel's requests
+    model.set_memory(torch.from_numpy(memory), torch.from_numpy(rng.random(30).astype(np.float32)))
+    q, t, p = unit(rng.normal(size=DIM)), rng.normal(size=(7, DIM)), rng.normal(size=(7, DIM))
     with torch.no_grad():
         ref = torch.sigmoid(model(*(torch.tensor(x, dtype=torch.float32) for x in (q, t, p))))
     path = save_checkpoint(
@@ -39,6 +52,52 @@ def test_numpy_serving_matches_torch_forward(tmp_path: Path) -> None:
     assert np.allclose(served.predict(q, t, p), ref.numpy(), atol=1e-5)
     assert np.allclose(HeadModel(head_arrays(model), "v").predict(q, t, p), ref.numpy(), atol=1e-5)
     assert served.predict(q, t[:0], p[:0]).shape == (0,)
+    # each case with its own query, as the learner asks for newly labelled showings
+    queries = unit(rng.normal(size=(7, DIM)))
+    with torch.no_grad():
+        each = torch.sigmoid(
+            model(*(torch.tensor(x, dtype=torch.float32) for x in (queries, t, p)))
+        )
+    assert np.allclose(served.predict(queries, t, p), each.numpy(), atol=1e-5)
+
+
+def test_a_head_saved_before_the_query_kernel_still_serves(tmp_path: Path) -> None:
+    """Serving weights without kept requests and with two wide weights: no kernel term."""
+    rng = np.random.default_rng(1)
+    model = PriorHead(HeadConfig(embed_dim=DIM)).eval()
+    with torch.no_grad():
+        model.wide.weight[0, 2] = 0.0  # what an old head is: no weight on the kernel
+    q, t, p = unit(rng.normal(size=DIM)), rng.normal(size=(5, DIM)), rng.normal(size=(5, DIM))
+    with torch.no_grad():
+        ref = torch.sigmoid(model(*(torch.tensor(x, dtype=torch.float32) for x in (q, t, p))))
+    arrays = {k: v for k, v in head_arrays(model).items() if not k.startswith(("memory", "kernel"))}
+    arrays["w_wide"] = arrays["w_wide"][:2]
+    np.savez(tmp_path / "old.npz", **arrays)
+    assert np.allclose(
+        load_model(tmp_path / "old.npz", "old").predict(q, t, p), ref.numpy(), atol=1e-5
+    )
+
+
+def test_a_training_rows_query_kernel_leaves_its_own_request_out() -> None:
+    """Two requests for the same query, one solved and one not: each row's kernel is the other
+    request's outcome (else it would carry the row's own label); served, it is their mean."""
+    query = unit(np.ones(DIM, np.float32))
+    n = 4  # two rows (shown cases) per request
+    data = TrainingSet(
+        impression_ids=np.arange(n), request_ids=["a", "a", "b", "b"],
+        case_ids=np.arange(n), query_vecs=np.tile(query, (n, 1)),
+        case_vecs=np.tile(query, (n, 1)), plan_vecs=np.tile(query, (n, 1)),
+        rewards=np.array([1, 1, 0, 0], np.float32), credits=np.ones(n, np.float32),
+        propensities=np.ones(n, np.float32),
+    )  # fmt: skip
+    config = HeadConfig(embed_dim=DIM)
+    memory_q, memory_r, slots = request_memory(data, config.memory_size)
+    kernel = leave_one_out_kernel(data, memory_q, memory_r, slots, config)
+    solved, failed = np.log(0.99 / 0.01), np.log(0.01 / 0.99)
+    assert np.allclose(kernel, [failed, failed, solved, solved], atol=1e-4)
+    model = PriorHead(config)
+    model.set_memory(torch.from_numpy(memory_q), torch.from_numpy(memory_r))
+    assert abs(float(model.kernel(torch.from_numpy(query)[None])[0])) < 1e-4  # logit of 0.5
 
 
 def test_serving_path_imports_no_torch() -> None:
