@@ -19,8 +19,8 @@ judged before the load run:
   each, on the same bank; the bank keeps growing in both.
 
 Prints per block and the medians: calls/s (wall), process CPU ms per call (user + system); and
-the on/off throughput ratio. Runs of the same code on this 2-core machine gave 0.894, 0.878 and
-0.852 (learning 0.48-0.74 ms CPU per call): a minute instead of seven, but no less noisy than
+the on/off throughput ratio. Runs of the same code on this 2-core machine gave 0.912, 0.894 and
+0.897 (learning 0.36-0.51 ms CPU per call): a minute instead of seven, but no less noisy than
 bench/load.py, so compare several runs. Writes bench/out/learning_cost.json.
 """
 
