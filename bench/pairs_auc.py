@@ -31,20 +31,17 @@ from retriever.data import load_pairs
 from retriever.evaluate import auc, cosine_scores, predict
 from retriever.jobs import cached_encoder
 from retriever.model import HeadConfig
-from retriever.train import train_head
+from retriever.scorer import kernel_logit
+from retriever.train import request_memory, train_head
 
 PAIRS = Path(__file__).parent.parent.parent / "shared/anchors/memento-data/training_data.jsonl"
-TEMPERATURE = HeadConfig().kernel_temperature
 
 
 def query_kernel(train: TrainingSet, test: TrainingSet) -> np.ndarray:
-    """Each test row scored by the outcomes of the training queries, weighted by closeness."""
-    first = {request: i for i, request in reversed(list(enumerate(train.request_ids)))}
-    rows = np.array(list(first.values()))
-    similarity = test.query_vecs @ train.query_vecs[rows].T  # (test rows, training queries)
-    weights = np.exp((similarity - similarity.max(axis=1, keepdims=True)) / TEMPERATURE)
-    scores: np.ndarray = (weights @ train.rewards[rows]) / weights.sum(axis=1)
-    return scores
+    """Each test row scored by the head's kernel term alone, over the training requests."""
+    config = HeadConfig()
+    memory_q, memory_r, _ = request_memory(train, config.memory_size)
+    return kernel_logit(test.query_vecs @ memory_q.T, memory_r, config.kernel_temperature)
 
 
 def one_split(pairs: Path, seed: int, encode: object) -> dict[str, float | None]:

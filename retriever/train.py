@@ -99,8 +99,9 @@ def leave_one_out_kernel(
     q_t, r_t = torch.from_numpy(memory_q), torch.from_numpy(memory_r)
     for s in range(0, len(data), 2048):  # (2048, M) similarities at a time
         similarity = torch.from_numpy(data.query_vecs[s : s + 2048]) @ q_t.T
-        rows = np.flatnonzero(slots[s : s + 2048] >= 0)
-        similarity[rows, slots[s : s + 2048][rows]] = -math.inf  # the row's own request
+        own = slots[s : s + 2048]
+        rows = np.flatnonzero(own >= 0)
+        similarity[rows, own[rows]] = -math.inf  # the row's own request
         out[s : s + 2048] = kernel_logit(similarity, r_t, config.kernel_temperature).numpy()
     return out
 
